@@ -1,0 +1,140 @@
+"""The launcher interface: a Handle (plain data saved in the run dir), the Launcher contract, and the registry.
+
+A launcher is looked up by name: the built-in ones below, plus any that an installed distribution declares in the
+entry-point group `trainer_platform.launchers`, e.g. in its pyproject.toml:
+
+    [project.entry-points."trainer_platform.launchers"]
+    k8s = "my_pkg.k8s:K8sLauncher"
+
+A launcher class must be constructible with no arguments: management commands (status, logs, cancel) rebuild it
+from the handle's launcher name alone. Constructor keywords are submit-time options (partition, address, ...).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from trainer_platform.job import VerlJob
+from trainer_platform.runs import RunDir, RunDirError
+
+ENTRY_POINT_GROUP = "trainer_platform.launchers"
+
+# name -> "module:Class" of the launchers that ship with the platform (imported only when asked for).
+_BUILTIN: dict[str, str] = {
+    "local": "launchers.local:LocalLauncher",
+}
+
+
+@dataclass(frozen=True)
+class Handle:
+    """What a launcher needs to find its job again, from any process: saved as the run dir's handle.json."""
+
+    # the registered name of the launcher that submitted the job
+    launcher: str
+    # absolute path of the run directory
+    run_dir: str
+    # the launcher's own JSON-serialisable data (pid, job id, address, ...)
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"launcher": self.launcher, "run_dir": self.run_dir, "data": dict(self.data)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Handle:
+        return cls(launcher=str(data["launcher"]), run_dir=str(data["run_dir"]), data=dict(data.get("data", {})))
+
+    @property
+    def rundir(self) -> RunDir:
+        """The run directory this handle belongs to."""
+        return RunDir.open(Path(self.run_dir))
+
+
+class Launcher(ABC):
+    """Runs a VerlJob somewhere and manages it afterwards. Every implementation passes the shared contract tests
+    (tests/launchers/launcher_contract.py)."""
+
+    # the name the launcher is registered under (and written into every Handle it makes)
+    name: ClassVar[str]
+
+    @abstractmethod
+    def submit(self, job: VerlJob, run_dir: RunDir) -> Handle:
+        """Start `job` for the created `run_dir` (cwd of the job), mark it running, save and return the handle."""
+
+    @abstractmethod
+    def wait(self, handle: Handle) -> int:
+        """Block until the job ends and return its exit code (the final status is in the run dir by then)."""
+
+    @abstractmethod
+    def status(self, handle: Handle) -> str:
+        """The job's state: one of the run states, or `lost` when it is recorded running but its process is gone."""
+
+    @abstractmethod
+    def logs(self, handle: Handle, follow: bool = False) -> Iterator[str]:
+        """The job's output lines so far; with `follow`, keep yielding new lines until the job ends."""
+
+    @abstractmethod
+    def cancel(self, handle: Handle) -> None:
+        """Stop the job and everything it started; its status becomes `cancelled`. No-op once it has ended."""
+
+
+class UnknownLauncherError(ValueError):
+    """No launcher is registered under the requested name."""
+
+
+class LaunchError(RuntimeError):
+    """A launcher could not start or reach a job; the message says what failed and where."""
+
+
+def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available_launchers() -> list[str]:
+    """Names of every launcher that can be used: built-in and entry-point plugins."""
+    return sorted(set(_BUILTIN) | set(_entry_points()))
+
+
+def get_launcher_class(name: str) -> type[Launcher]:
+    """The launcher class registered under `name`; UnknownLauncherError lists the allowed names otherwise."""
+    target: Any
+    if name in _BUILTIN:
+        module_name, _, attr = _BUILTIN[name].partition(":")
+        target = getattr(importlib.import_module(module_name), attr)
+    else:
+        eps = _entry_points()
+        if name not in eps:
+            allowed = ", ".join(available_launchers())
+            raise UnknownLauncherError(f"unknown launcher {name!r}; allowed: {allowed}")
+        target = eps[name].load()
+    if not (isinstance(target, type) and issubclass(target, Launcher)):
+        raise TypeError(f"launcher {name!r} resolves to {target!r}, which is not a Launcher subclass")
+    return target
+
+
+def make_launcher(name: str, **options: Any) -> Launcher:
+    """An instance of the launcher registered under `name`, configured with its submit-time `options`."""
+    return get_launcher_class(name)(**options)
+
+
+def handle_of(run_dir: RunDir) -> Handle:
+    """The handle saved in `run_dir`; RunDirError when the run was never submitted."""
+    data = run_dir.load_handle()
+    if data is None:
+        raise RunDirError(f"{run_dir.path} has no {run_dir.handle_path.name}: the run was never submitted")
+    try:
+        handle = Handle.from_dict(data)
+    except (KeyError, TypeError, ValueError) as e:
+        raise RunDirError(f"{run_dir.handle_path} is not a valid handle ({e})") from None
+    # the run dir may have been moved since submit: trust where we found it
+    return Handle(launcher=handle.launcher, run_dir=str(run_dir.path), data=handle.data)
+
+
+def launcher_for(handle: Handle) -> Launcher:
+    """A launcher able to manage the job behind `handle` (built with default options)."""
+    return make_launcher(handle.launcher)

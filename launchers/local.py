@@ -1,0 +1,242 @@
+"""Run a job as a subprocess on this machine, in its own process group, with output teed to the console and train.log.
+
+The process that submits owns the job: a reader thread copies its output and writes the final status when it ends.
+`wait` turns SIGINT/SIGTERM into stopping the whole process tree (status `cancelled`, exit code 130/143). Any other
+process can manage the job from the run dir alone: `status` checks the pid is still the one started, `cancel` stops
+its process group (on the same host).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, BinaryIO, TextIO
+
+from launchers import proctree
+from launchers.base import Handle, Launcher, LaunchError
+from trainer_platform.job import VerlJob
+from trainer_platform.runs import CANCELLED, FAILED, LOST, RUNNING, SUCCEEDED, RunDir, RunDirError, utc_now
+from trainer_platform.runs.status import exit_code_from_returncode
+
+# How long output is still read after the main process exits (leftover processes may hold the pipe open).
+_DRAIN_S = 2.0
+_POLL_S = 0.1
+
+
+def _key(run_dir: RunDir | str) -> str:
+    return str((run_dir.path if isinstance(run_dir, RunDir) else Path(run_dir)).absolute())
+
+
+@dataclass
+class _Job:
+    """A job this process started: only here can output be read and the final status be known exactly.
+
+    Its reader thread copies the output line by line to train.log and the console, then writes the final status.
+    """
+
+    popen: subprocess.Popen[bytes]
+    run_dir: RunDir
+    log: BinaryIO
+    console: TextIO | None
+    grace_s: float
+    # exit code to report when this process stopped the job because it got a signal (130 for SIGINT, 143 SIGTERM)
+    cancel_code: int | None = None
+    pump: threading.Thread = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pump = threading.Thread(target=self._run, name=f"local-launcher-{self.popen.pid}", daemon=True)
+
+    def _emit(self, line: bytes) -> None:
+        self.log.write(line)
+        if self.console is not None:
+            try:
+                self.console.write(line.decode("utf-8", errors="replace"))
+                self.console.flush()
+            except (OSError, ValueError):
+                self.console = None  # the console went away: keep logging to the file
+
+    def _run(self) -> None:
+        popen = self.popen
+        assert popen.stdout is not None
+        fd = popen.stdout.fileno()
+        buf = b""
+        try:
+            exited_at: float | None = None
+            while True:
+                if popen.poll() is not None:
+                    exited_at = exited_at or time.monotonic()
+                    if time.monotonic() - exited_at > _DRAIN_S:
+                        break
+                ready, _, _ = select.select([fd], [], [], _POLL_S)
+                if not ready:
+                    continue
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                *lines, buf = (buf + chunk).split(b"\n")
+                for line in lines:
+                    self._emit(line + b"\n")
+            if buf:
+                self._emit(buf)
+            popen.wait()
+            if proctree.group_members(popen.pid):  # leftovers of the job: the run's tree ends with the run
+                proctree.terminate_group(popen.pid, self.grace_s)
+        finally:
+            popen.stdout.close()
+            self.log.close()
+            self._finalize()
+
+    def _finalize(self) -> None:
+        code = exit_code_from_returncode(self.popen.wait())
+        status = self.run_dir.read_status()
+        if self.cancel_code is not None or status.extra.get("cancel_requested") or status.state == CANCELLED:
+            self.run_dir.write_status(CANCELLED, exit_code=code if self.cancel_code is None else self.cancel_code)
+        else:
+            self.run_dir.write_status(SUCCEEDED if code == 0 else FAILED, exit_code=code)
+
+
+# run dir path -> job, process-wide: any LocalLauncher instance in this process can wait on a job it started.
+_JOBS: dict[str, _Job] = {}
+
+
+class LocalLauncher(Launcher):
+    """Runs the job on this machine. `grace_s`: seconds between SIGTERM and SIGKILL when stopping it; `echo`:
+    copy the output to `console` (default: sys.stdout at submit time) besides train.log."""
+
+    name = "local"
+
+    def __init__(self, grace_s: float = 10.0, echo: bool = True, console: TextIO | None = None) -> None:
+        self.grace_s = grace_s
+        self.echo = echo
+        self.console = console
+
+    def submit(self, job: VerlJob, run_dir: RunDir) -> Handle:
+        if run_dir.read_status().state == RUNNING:
+            old = run_dir.load_handle()
+            if old is None or old.get("launcher") != self.name or self.status(_handle(old, run_dir)) == RUNNING:
+                raise RunDirError(f"{run_dir.path} is already running; cancel it first (trainer-platform cancel)")
+        argv = [sys.executable if job.argv[0] == "python" else job.argv[0], *job.argv[1:]]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **job.env}
+        log = run_dir.open_log()
+        try:
+            popen = subprocess.Popen(
+                argv,
+                cwd=run_dir.path,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as e:
+            log.close()
+            run_dir.write_status(FAILED, exit_code=127, error=f"cannot start {argv[0]}: {e}")
+            raise LaunchError(f"{run_dir.path}: cannot start {argv[0]!r}: {e}") from e
+        host = socket.gethostname()
+        data = {"pid": popen.pid, "pgid": popen.pid, "host": host, "start_ticks": proctree.start_ticks(popen.pid)}
+        handle = Handle(launcher=self.name, run_dir=_key(run_dir), data=data)
+        run_dir.save_handle(handle.to_dict())
+        run_dir.write_status(RUNNING, pid=popen.pid, host=host, launcher=self.name, cancel_requested=None, error=None)
+        console = (self.console or sys.stdout) if self.echo else None
+        entry = _Job(popen=popen, run_dir=run_dir, log=log, console=console, grace_s=self.grace_s)
+        _JOBS[_key(run_dir)] = entry
+        entry.pump.start()
+        return handle
+
+    # ---- wait ----------------------------------------------------------------------------------------------------
+
+    def wait(self, handle: Handle) -> int:
+        job = _JOBS.get(_key(handle.run_dir))
+        if job is None:  # started by another process: follow its status
+            while self.status(handle) == RUNNING:
+                time.sleep(0.5)
+            code = handle.rundir.read_status().exit_code
+            return 1 if code is None else code
+        signals: list[int] = []
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            signals.append(signum)
+
+        previous: dict[signal.Signals, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, on_signal)
+        try:
+            while job.pump.is_alive():
+                job.pump.join(_POLL_S)
+                if signals and job.cancel_code is None:
+                    job.cancel_code = 128 + signals[0]
+                    # a second Ctrl-C skips the grace period
+                    proctree.terminate_group(job.popen.pid, self.grace_s, hurry=lambda: len(signals) > 1)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        _JOBS.pop(_key(job.run_dir), None)
+        if job.cancel_code is not None:
+            return job.cancel_code
+        return exit_code_from_returncode(job.popen.wait())
+
+    # ---- management from any process -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _is_ours(handle: Handle) -> bool:
+        data = handle.data
+        if data.get("host") != socket.gethostname():
+            return False
+        return proctree.is_our_group(int(data["pid"]), int(data["pgid"]), data.get("start_ticks"))
+
+    def status(self, handle: Handle) -> str:
+        run_dir = handle.rundir
+        state = run_dir.read_status().state
+        if state != RUNNING:
+            return state
+        job = _JOBS.get(_key(run_dir))
+        if job is not None and job.pump.is_alive():
+            return RUNNING
+        if handle.data.get("host") != socket.gethostname():
+            return RUNNING  # another host's process: its status file is all we can know
+        if self._is_ours(handle):
+            return RUNNING
+        # the process is gone; it may have written its final status meanwhile
+        state = run_dir.read_status().state
+        return LOST if state == RUNNING else state
+
+    def logs(self, handle: Handle, follow: bool = False) -> Iterator[str]:
+        return handle.rundir.iter_log(follow=follow, done=lambda: self.status(handle) != RUNNING)
+
+    def cancel(self, handle: Handle) -> None:
+        run_dir = handle.rundir
+        status = run_dir.read_status()
+        if status.terminal:
+            return
+        host = handle.data.get("host")
+        if host != socket.gethostname():
+            raise LaunchError(f"{run_dir.path} runs on host {host!r}; cancel it from there")
+        run_dir.write_status(status.state, cancel_requested=utc_now())
+        if self._is_ours(handle):
+            proctree.terminate_group(int(handle.data["pgid"]), self.grace_s)
+        job = _JOBS.get(_key(run_dir))
+        if job is not None:  # this process reads its output: let it write the final status
+            job.pump.join()
+            return
+        # the submitting process (if still alive) may finalize too; both write `cancelled`
+        deadline = time.monotonic() + 2.0
+        while not run_dir.read_status().terminal and time.monotonic() < deadline:
+            time.sleep(_POLL_S)
+        if not run_dir.read_status().terminal:
+            run_dir.write_status(CANCELLED)
+
+
+def _handle(data: dict[str, Any], run_dir: RunDir) -> Handle:
+    handle = Handle.from_dict(data)
+    return Handle(launcher=handle.launcher, run_dir=_key(run_dir), data=handle.data)

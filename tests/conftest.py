@@ -1,0 +1,52 @@
+"""Shared fixtures: real data files in verl's formats, an isolated cache, the repo root."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_environment(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """W&B never goes online from a test; the platform cache is shared across the session (built once)."""
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.pop("WANDB_API_KEY", None)
+    os.environ.setdefault("TRAINER_PLATFORM_CACHE", str(Path.home() / ".cache" / "trainer_platform"))
+
+
+def write_gsm8k_like(folder: Path, rows: int = 8) -> Path:
+    """Parquet files in verl's RL format, shaped like verl's examples/data_preprocess/gsm8k.py output."""
+    import pandas as pd
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        records = [
+            {
+                "data_source": "openai/gsm8k",
+                "prompt": [{"role": "user", "content": f"Tom has {i} apples and buys 3 more. How many? "
+                            "Let's think step by step and output the final answer after \"####\"."}],
+                "ability": "math",
+                "reward_model": {"style": "rule", "ground_truth": str(i + 3)},
+                "extra_info": {"split": split, "index": i},
+            }
+            for i in range(rows)
+        ]
+        pd.DataFrame(records).to_parquet(folder / f"{split}.parquet")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def gsm8k_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_gsm8k_like(tmp_path_factory.mktemp("gsm8k"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir() -> Path:
+    """The built-in tiny model, materialised once per session (offline, seconds)."""
+    from trainer_platform.models.tiny import ensure_tiny_model
+
+    return ensure_tiny_model()

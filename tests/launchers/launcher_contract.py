@@ -1,0 +1,177 @@
+"""The contract every launcher must pass, with small real jobs (`python -c ...`).
+
+Use it by subclassing in a `Test*` class and providing the `make_launcher` fixture:
+
+    class TestMyLauncher(LauncherContract):
+        @pytest.fixture
+        def make_launcher(self, my_service) -> Callable[[io.StringIO], Launcher]:
+            return lambda console: MyLauncher(address=my_service, console=console)
+
+The jobs run on this host (test services are all local), so the suite checks pids directly: after a cancel, the
+job's child and grandchild must be gone. Set `streams_to_console = False` for a launcher that does not copy the
+job's output to the submitting console.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from launchers.base import Handle, Launcher, handle_of, launcher_for
+from launchers.proctree import pid_alive
+from trainer_platform.job import VerlJob
+from trainer_platform.runs import CANCELLED, FAILED, RUNNING, SUCCEEDED, RunDir
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+MakeLauncher = Callable[[io.StringIO], Launcher]
+
+
+def python_job(code: str, env: dict[str, str] | None = None) -> VerlJob:
+    """A job running `code` with the launcher's python."""
+    return VerlJob(entry_point="contract", argv=("python", "-c", textwrap.dedent(code)), env=env or {})
+
+
+def new_run(root: Path, job: VerlJob, name: str = "run") -> RunDir:
+    """A created run dir holding `job` as job.json, as train.py makes it."""
+    import json
+
+    run = RunDir.allocate(root, name)
+    run.create({"job.json": json.dumps(job.to_dict()), "spec.yaml": "contract: true\n"}, argv=["contract"])
+    return run
+
+
+def wait_for_log(run: RunDir, pattern: str, timeout_s: float = 60.0) -> re.Match[str]:
+    """Poll train.log until `pattern` matches; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = run.log_path.read_text() if run.log_path.exists() else ""
+        match = re.search(pattern, text)
+        if match:
+            return match
+        time.sleep(0.1)
+    pytest.fail(f"{pattern!r} never appeared in {run.log_path}")
+
+
+def wait_gone(pids: list[int], timeout_s: float = 15.0) -> list[int]:
+    """The pids still alive after waiting up to `timeout_s` for them to end."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
+        time.sleep(0.1)
+    return [p for p in pids if pid_alive(p)]
+
+
+# A job that starts a grandchild and sleeps: cancelling must stop both.
+TREE_JOB = """
+    import os, subprocess, sys, time
+    child = subprocess.Popen(["sleep", "300"])
+    print(f"pids {os.getpid()} {child.pid}", flush=True)
+    time.sleep(300)
+"""
+
+
+class LauncherContract:
+    """Tests every launcher passes. Subclasses provide the `make_launcher` fixture."""
+
+    streams_to_console = True
+
+    @pytest.fixture
+    def make_launcher(self) -> MakeLauncher:
+        raise NotImplementedError("a launcher's test class provides make_launcher")
+
+    @pytest.mark.timeout(120)
+    def test_success_output_status_and_handle(self, make_launcher: MakeLauncher, tmp_path: Path) -> None:
+        console = io.StringIO()
+        launcher = make_launcher(console)
+        job = python_job("for i in range(3): print(f'hello {i}')\nprint('done ✓')")
+        run = new_run(tmp_path, job)
+        handle = launcher.submit(job, run)
+        assert Handle.from_dict(run.load_handle() or {}).data == handle.data
+        assert handle.launcher == launcher.name
+        assert launcher.wait(handle) == 0
+        status = run.read_status()
+        assert status.state == SUCCEEDED and status.exit_code == 0
+        assert status.started and status.finished and status.created
+        assert launcher.status(handle) == SUCCEEDED
+        log = run.log_path.read_text()
+        assert log == "hello 0\nhello 1\nhello 2\ndone ✓\n"
+        if self.streams_to_console:
+            assert console.getvalue() == log
+        assert list(launcher.logs(handle)) == log.splitlines()
+        assert list(launcher.logs(handle, follow=True)) == log.splitlines()
+
+    @pytest.mark.timeout(120)
+    def test_failure_exit_code(self, make_launcher: MakeLauncher, tmp_path: Path) -> None:
+        launcher = make_launcher(io.StringIO())
+        job = python_job("import sys\nprint('bad input', file=sys.stderr)\nsys.exit(3)")
+        run = new_run(tmp_path, job)
+        handle = launcher.submit(job, run)
+        assert launcher.wait(handle) == 3
+        status = run.read_status()
+        assert status.state == FAILED and status.exit_code == 3
+        assert launcher.status(handle) == FAILED
+        assert run.log_path.read_text() == "bad input\n"  # stderr is merged into the log
+
+    @pytest.mark.timeout(120)
+    def test_env_and_cwd(self, make_launcher: MakeLauncher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("TP_CONTRACT_SECRET", "s3cret-inherited")
+        launcher = make_launcher(io.StringIO())
+        code = """
+            import json, os
+            print(json.dumps({"cwd": os.getcwd(), "var": os.environ.get("TP_CONTRACT_VAR"),
+                              "secret": os.environ.get("TP_CONTRACT_SECRET")}))
+        """
+        job = python_job(code, env={"TP_CONTRACT_VAR": "a value with spaces"})
+        run = new_run(tmp_path, job)
+        assert launcher.wait(launcher.submit(job, run)) == 0
+        import json
+
+        seen = json.loads(run.log_path.read_text())
+        assert Path(seen["cwd"]).resolve() == run.path.resolve()
+        assert seen["var"] == "a value with spaces"
+        assert seen["secret"] == "s3cret-inherited"
+        for path in run.path.rglob("*"):  # inherited secrets are never written into the run dir
+            if path.is_file() and path.name != "train.log":
+                assert "s3cret-inherited" not in path.read_text(errors="replace"), path
+
+    @pytest.mark.timeout(120)
+    def test_status_running_and_logs_follow(self, make_launcher: MakeLauncher, tmp_path: Path) -> None:
+        launcher = make_launcher(io.StringIO())
+        job = python_job("import time\nfor i in range(4):\n    print(f'tick {i}', flush=True)\n    time.sleep(0.3)")
+        run = new_run(tmp_path, job)
+        handle = launcher.submit(job, run)
+        assert launcher.status(handle) == RUNNING
+        followed = list(launcher.logs(handle, follow=True))  # returns once the job has ended
+        assert followed == [f"tick {i}" for i in range(4)]
+        assert launcher.wait(handle) == 0
+        assert run.log_path.read_text().splitlines() == followed
+
+    @pytest.mark.timeout(180)
+    def test_cancel_from_another_process_stops_the_tree(self, make_launcher: MakeLauncher, tmp_path: Path) -> None:
+        launcher = make_launcher(io.StringIO())
+        job = python_job(TREE_JOB)
+        run = new_run(tmp_path, job)
+        handle = launcher.submit(job, run)
+        pids = [int(p) for p in wait_for_log(run, r"pids (\d+) (\d+)").groups()]
+        code = (
+            "import sys; from launchers.base import handle_of, launcher_for; from trainer_platform.runs import RunDir\n"
+            "h = handle_of(RunDir.open(sys.argv[1])); launcher_for(h).cancel(h)"
+        )
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        subprocess.run([sys.executable, "-c", code, str(run.path)], check=True, env=env, timeout=120)
+        assert launcher.wait(handle) != 0
+        assert wait_gone(pids) == []
+        assert run.read_status().state == CANCELLED
+        assert launcher.status(handle) == CANCELLED
+        fresh = handle_of(RunDir.open(run.path))
+        launcher_for(fresh).cancel(fresh)  # cancelling an ended run is a no-op
+        assert run.read_status().state == CANCELLED

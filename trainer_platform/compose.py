@@ -1,0 +1,102 @@
+"""Compose conf/ + command-line overrides into one plain config, with clear errors for bad overrides.
+
+Hydra's own errors for a misspelt group option or key are long and end in exit code 1; here each becomes a
+`SpecError` that names the override and suggests the fix (exit code 2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from trainer_platform.errors import SpecError, choices_hint, did_you_mean
+from trainer_platform.paths import conf_dir
+
+GROUPS = ("algorithm", "model", "data", "compute", "launcher", "logger", "surgery", "experiment")
+
+
+def group_options(group: str, root: Path | None = None) -> list[str]:
+    """Option names of a config group (the YAML files in conf/<group>/, and conf/local/<group>/)."""
+    base = root or conf_dir()
+    names = {p.stem for p in (base / group).glob("*.yaml")}
+    return sorted(names)
+
+
+def compose_config(overrides: list[str], config_name: str = "train") -> dict[str, Any]:
+    """Compose the run config and return it as plain containers with interpolations resolved."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    overrides = [_passthrough(o) for o in overrides]
+    check_group_choices(overrides)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        try:
+            base = compose(config_name=config_name, overrides=[o for o in overrides if _is_group_choice(o)])
+            check_keys_exist(overrides, OmegaConf.to_container(base, resolve=False))
+            cfg = compose(config_name=config_name, overrides=overrides)
+        except HydraException as exc:
+            raise SpecError("overrides", _first_line(exc), "check the spelling of each key=value") from None
+    try:
+        container = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", "") or "config"
+        raise SpecError(str(key), f"cannot resolve: {_first_line(exc)}", "set the value or the variable it names")
+    assert isinstance(container, dict)
+    container.pop("hydra", None)
+    return {str(k): v for k, v in container.items()}
+
+
+def _passthrough(override: str) -> str:
+    """`verl.a.b=v` adds a raw verl key: Hydra needs the `+` for keys new to the (empty) verl block."""
+    return "+" + override if override.startswith("verl.") else override
+
+
+def _is_group_choice(override: str) -> bool:
+    key = override.split("=", 1)[0].lstrip("+~")
+    return key in GROUPS
+
+
+def check_group_choices(overrides: list[str]) -> None:
+    """Unknown group options (`algorithm=grpoo`) -> SpecError with did-you-mean."""
+    for override in overrides:
+        if "=" not in override:
+            raise SpecError(override, "is not a key=value override", "write overrides as key=value, e.g. algorithm=grpo")
+        key, value = override.split("=", 1)
+        group = key.lstrip("+~")
+        if group in GROUPS and value not in ("", "null"):
+            options = group_options(group)
+            if value not in options:
+                raise SpecError(f"{group}={value}", f"no {group} option named {value!r}", choices_hint(value, options))
+
+
+def check_keys_exist(overrides: list[str], base: Any) -> None:
+    """`algorithm.klcoef=1` -> SpecError naming the closest existing key (new keys need a leading `+`)."""
+    for override in overrides:
+        key = override.split("=", 1)[0]
+        if key.startswith(("+", "~")) or key in GROUPS or key.startswith("hydra."):
+            continue
+        parts = key.split(".")
+        if parts[0] == "verl":
+            continue  # passthrough keys are checked against verl's own schema
+        node = base
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict):
+                break
+            if part not in node:
+                where = ".".join(parts[:i]) or "the top level"
+                guess = did_you_mean(part, node.keys())
+                hint = guess or f"keys under {where}: {', '.join(sorted(map(str, node.keys())))}"
+                raise SpecError(key, f"unknown key {part!r} under {where}", hint)
+            node = node[part]
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, looking through to its cause when it has none."""
+    while not str(exc).strip() and exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__

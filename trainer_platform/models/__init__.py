@@ -1,0 +1,1 @@
+"""Models: presets and the built-in tiny model."""

@@ -1,0 +1,295 @@
+"""RunSpec: the frozen, validated form of a composed config.
+
+One sub-model per config group. Field checks live on the models; checks across groups (algorithm vs data,
+files on disk) live in `RunSpec.from_config`. Every failure is a `SpecError(key, problem, hint)`.
+Batch arithmetic needs the world size, so it is checked after planning (`trainer_platform.batch`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from trainer_platform.errors import SpecError, did_you_mean
+
+# verl 0.9.1's advantage estimators (verl.trainer.ppo.core_algos.AdvantageEstimator; a test keeps this in sync)
+VERL_ESTIMATORS = (
+    "gae",
+    "grpo",
+    "reinforce_plus_plus",
+    "reinforce_plus_plus_baseline",
+    "remax",
+    "rloo",
+    "opo",
+    "grpo_passk",
+    "gpg",
+    "rloo_vectorized",
+    "grpo_vectorized",
+    "optimal_token_baseline",
+    "tir_optimal_token_baseline",
+    "gdpo",
+)
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Optimisation(_Strict):
+    name: str
+    lr: PositiveFloat
+    warmup_ratio: Fraction = 0.0
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    grad_clip: PositiveFloat = 1.0
+    epochs: PositiveInt = 1
+    batch_size: PositiveInt
+    micro_batch_size_per_gpu: PositiveInt | None = None
+
+
+class SFTAlgorithm(_Optimisation):
+    kind: Literal["sft"]
+    name: Literal["sft"]
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
+
+
+class DPOAlgorithm(_Optimisation):
+    kind: Literal["dpo"]
+    name: Literal["dpo"]
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
+    beta: PositiveFloat = 0.1
+    loss_type: Literal["sigmoid", "ipo"] = "sigmoid"
+    label_smoothing: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
+
+
+class CriticSettings(_Strict):
+    lr: PositiveFloat = 1e-5
+    value_clip: PositiveFloat = 0.5
+
+
+class FilterGroups(_Strict):
+    enable: bool = True
+    metric: Literal["acc", "score", "seq_reward", "seq_final_reward"] = "acc"
+    max_num_gen_batches: Annotated[int, Field(ge=0)] = 10
+
+
+class OverlongBuffer(_Strict):
+    enable: bool = True
+    len: PositiveInt = 4096
+    penalty_factor: Annotated[float, Field(ge=0)] = 1.0
+
+
+class RLAlgorithm(_Optimisation):
+    kind: Literal["rl"]
+    name: Literal["ppo", "grpo", "gspo", "dapo", "rloo", "reinforce_pp"]
+    estimator: str
+    mini_batch_size: PositiveInt
+    rollout_n: PositiveInt = 1
+    temperature: Annotated[float, Field(ge=0)] = 1.0
+    top_p: Annotated[float, Field(gt=0, le=1)] = 1.0
+    top_k: int = -1
+    ppo_epochs: PositiveInt = 1
+    kl_loss: bool = False
+    kl_coef: Annotated[float, Field(ge=0)] = 0.001
+    kl_estimator: Literal["kl", "abs", "mse", "low_var_kl", "full"] = "low_var_kl"
+    kl_in_reward: bool = False
+    entropy_coef: Annotated[float, Field(ge=0)] = 0.0
+    clip_ratio_low: Annotated[float, Field(ge=0)] = 0.2
+    clip_ratio_high: Annotated[float, Field(ge=0)] = 0.2
+    loss_mode: str = "vanilla"
+    loss_agg_mode: Literal["token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = (
+        "token-mean"
+    )
+    critic: CriticSettings | None = None
+    gamma: Annotated[float, Field(ge=0, le=1)] = 1.0
+    lam: Annotated[float, Field(ge=0, le=1)] = 1.0
+    filter_groups: FilterGroups | None = None
+    overlong_buffer: OverlongBuffer | None = None
+
+    @property
+    def uses_reference(self) -> bool:
+        """verl builds a reference model when the KL shows up in the loss or the reward."""
+        return self.kl_loss or self.kl_in_reward
+
+    @property
+    def uses_critic(self) -> bool:
+        return self.estimator == "gae"
+
+
+Algorithm = Annotated[SFTAlgorithm | RLAlgorithm | DPOAlgorithm, Field(discriminator="kind")]
+
+
+class Arch(_Strict):
+    family: str
+    params: Annotated[int, Field(ge=0)]
+    layers: PositiveInt
+    hidden: PositiveInt
+    heads: PositiveInt
+    kv_heads: PositiveInt
+    vocab: PositiveInt
+    intermediate: PositiveInt
+    tie_embeddings: bool = False
+
+
+class ModelSpec(_Strict):
+    name: str
+    path: str | None
+    builtin: Literal["tiny"] | None = None
+    trust_remote_code: bool = False
+    gradient_checkpointing: bool = True
+    arch: Arch
+
+    @property
+    def is_local_path(self) -> bool:
+        """A path (not a hub id like 'Qwen/Qwen2.5-7B-Instruct') the platform can check on this machine."""
+        p = self.path or ""
+        return p.startswith(("/", "./", "../", "~")) or Path(p).expanduser().exists()
+
+
+class BuiltinRows(_Strict):
+    train: PositiveInt = 256
+    val: Annotated[int, Field(ge=0)] = 32
+    seed: int = 0
+
+
+class RewardSpec(_Strict):
+    path: str | None = None
+    name: str = "compute_score"
+
+
+DataFormat = Literal["messages", "prompts", "preference"]
+
+
+class DataSpec(_Strict):
+    name: str
+    format: DataFormat
+    builtin: Literal["sft", "math", "pref"] | None = None
+    builtin_rows: BuiltinRows | None = None
+    dir: str | None = None
+    train_files: tuple[str, ...] | None = None
+    val_files: tuple[str, ...] | None = None
+    max_length: PositiveInt | None = None
+    max_prompt_length: PositiveInt | None = None
+    max_response_length: PositiveInt | None = None
+    reward: RewardSpec | None = None
+
+
+class ComputeSpec(_Strict):
+    name: str
+    accelerator: str
+    gpu_memory_gib: PositiveFloat | None = None
+    nodes: PositiveInt = 1
+    gpus_per_node: PositiveInt | None = None
+    rollout_engine: Literal["auto", "vllm", "sglang", "hf"] = "auto"
+    rollout_tp: PositiveInt | None = None
+
+
+class LauncherSpec(_Strict):
+    name: str
+
+
+class WandbSettings(_Strict):
+    project: str = "trainer_platform"
+    entity: str | None = None
+    group: str | None = None
+    tags: tuple[str, ...] = ()
+    mode: Literal["auto", "online", "offline"] = "auto"
+
+
+class LoggerSpec(_Strict):
+    backends: tuple[Literal["console", "wandb"], ...] = ("console",)
+    wandb: WandbSettings | None = None
+
+
+class SurgerySpec(_Strict):
+    ops: tuple[dict[str, Any], ...] = ()
+
+
+class TrainSettings(_Strict):
+    steps: PositiveInt | None = None
+    save_every: PositiveInt | None = None
+    eval_every: PositiveInt | None = None
+    val_before_train: bool = False
+    seed: int = 42
+
+
+class RunSpec(_Strict):
+    name: str | None = None
+    run_root: str = "runs"
+    dry_run: bool = False
+    resume: bool = False
+    resume_dir: str | None = None
+    train: TrainSettings = TrainSettings()
+    algorithm: Algorithm
+    model: ModelSpec
+    data: DataSpec
+    compute: ComputeSpec
+    launcher: LauncherSpec
+    logger: LoggerSpec
+    surgery: SurgerySpec = SurgerySpec()
+    verl: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> RunSpec:
+        """Validate a composed config (plain containers, interpolations resolved) into a RunSpec."""
+        try:
+            spec = cls.model_validate(dict(cfg))
+        except ValidationError as err:
+            raise _to_spec_error(err, cls) from None
+        from trainer_platform.checks import check_spec  # cross-group checks, kept beside their own helpers
+
+        check_spec(spec)
+        return spec
+
+    def to_config(self) -> dict[str, Any]:
+        """Plain-data form (spec.yaml); `RunSpec.from_config(spec.to_config())` round-trips."""
+        return self.model_dump(mode="json")
+
+
+def _to_spec_error(err: ValidationError, root: type[BaseModel]) -> SpecError:
+    first = err.errors()[0]
+    raw_loc = [str(part) for part in first["loc"]]
+    loc = [part for part in raw_loc if part not in _ALGORITHM_KINDS]
+    key = ".".join(loc) or "<config>"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        known = _fields_at(root, raw_loc[:-1])
+        guess = did_you_mean(loc[-1], known)
+        hint = guess or ("known keys here: " + ", ".join(known) if known else "remove it")
+        return SpecError(key, "unknown key", f"{hint} (raw verl keys go under `verl.`)")
+    if kind == "missing":
+        return SpecError(key, "is required but missing", "set it in the config group file or on the command line")
+    if kind in ("literal_error", "union_tag_invalid"):
+        expected = first.get("ctx", {}).get("expected", "")
+        return SpecError(key, f"invalid value {first.get('input')!r}", f"expected {expected}")
+    return SpecError(key, f"{first['msg'].lower()} (got {first.get('input')!r})", "fix the value")
+
+
+_ALGORITHM_KINDS: dict[str, type[BaseModel]] = {"sft": SFTAlgorithm, "rl": RLAlgorithm, "dpo": DPOAlgorithm}
+
+
+def _fields_at(root: type[BaseModel], raw_loc: list[str]) -> list[str]:
+    """Field names of the model at a pydantic error location (union tags pick the algorithm class)."""
+    model: type[BaseModel] | None = root
+    for part in raw_loc:
+        if model is None and part in _ALGORITHM_KINDS:
+            model = _ALGORITHM_KINDS[part]
+            continue
+        if model is None:
+            return []
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        if part == "algorithm" and model is root:
+            model = None  # resolved by the union tag that follows
+            continue
+        args = getattr(field.annotation, "__args__", (field.annotation,))
+        nested = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        model = nested[0] if nested else None
+    return sorted(model.model_fields) if model is not None else []

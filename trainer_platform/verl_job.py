@@ -1,0 +1,350 @@
+"""RunSpec + Plan -> VerlJob: the one place our vocabulary is mapped onto verl's config keys.
+
+Pure: no I/O, no subprocess, no imports of verl/torch/ray. Everything it needs from the outside world (prepared
+model and data paths, the run directory, the W&B mode) arrives in `JobInputs`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainer_platform.batch import BatchMath
+from trainer_platform.job import VerlJob
+from trainer_platform.planner import Plan
+from trainer_platform.spec import DPOAlgorithm, RLAlgorithm, RunSpec, SFTAlgorithm
+
+SFT_ENTRY = "verl.trainer.sft_trainer"
+RL_ENTRY = "verl.trainer.main_ppo"
+DPO_SCRIPT = "tp_dpo_trainer.py"
+CPU_PLATFORM_MODULE = "tp_cpu_platform"
+HF_ROLLOUT_MODULE = "tp_hf_rollout"
+BUILTIN_REWARD = "tp_rewards.py"
+# a checkpoint at the end only: verl RL saves on the last step when save_freq > 0
+_SAVE_AT_END_ONLY = 1_000_000
+
+
+@dataclass(frozen=True)
+class JobInputs:
+    """What the job builder needs from outside: prepared files and where the run lives."""
+
+    # model directory or hub id verl loads
+    model_path: str
+    # training parquet files
+    train_files: tuple[str, ...]
+    # validation parquet files (may be empty)
+    val_files: tuple[str, ...]
+    # absolute run directory
+    run_dir: str
+    # absolute path of the repo's verl/ folder (our modules verl imports)
+    verl_ext_dir: str
+    # rows in the training files (None when unknown): sets the step count of epoch-based runs
+    train_rows: int | None = None
+    # resolved W&B mode: online | offline (used when the wandb backend is on)
+    wandb_mode: str = "offline"
+    # W&B run id kept in the run dir, so a resumed run continues the same W&B run
+    wandb_run_id: str | None = None
+    # extra values (e.g. launcher-specific) for later extensions
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def build_job(spec: RunSpec, plan: Plan, batch: BatchMath, inputs: JobInputs) -> VerlJob:
+    """Translate a validated spec into exactly one verl job."""
+    algo = spec.algorithm
+    if isinstance(algo, SFTAlgorithm):
+        overrides = _sft_overrides(spec, algo, plan, batch, inputs)
+        argv = _torchrun(plan) + ["-m", SFT_ENTRY]
+        entry, uses_ray = SFT_ENTRY, False
+    elif isinstance(algo, DPOAlgorithm):
+        overrides = _dpo_overrides(spec, algo, plan, batch, inputs)
+        argv = _torchrun(plan) + [f"{inputs.verl_ext_dir}/{DPO_SCRIPT}"]
+        entry, uses_ray = DPO_SCRIPT, False
+    else:
+        overrides = _rl_overrides(spec, algo, plan, batch, inputs)
+        argv = ["python", "-m", RL_ENTRY]
+        entry, uses_ray = RL_ENTRY, True
+    overrides += _passthrough(spec.verl)
+    return VerlJob(
+        entry_point=entry,
+        argv=tuple(argv + overrides),
+        env=_env(spec, plan, inputs),
+        nnodes=plan.nnodes,
+        nprocs_per_node=plan.gpus_per_node,
+        uses_ray=uses_ray,
+        outputs={"metrics": "metrics.jsonl", "checkpoints": "checkpoints", "log": "train.log"},
+    )
+
+
+def total_steps(spec: RunSpec, train_rows: int | None) -> int | None:
+    """Optimizer steps of the run: train.steps, or epochs x full batches per epoch when the row count is known."""
+    if spec.train.steps is not None:
+        return spec.train.steps
+    if train_rows is None:
+        return None
+    return spec.algorithm.epochs * max(1, train_rows // spec.algorithm.batch_size)
+
+
+def _torchrun(plan: Plan) -> list[str]:
+    argv = ["python", "-m", "torch.distributed.run", f"--nproc_per_node={plan.gpus_per_node}"]
+    if plan.nnodes == 1:
+        return [*argv, "--standalone"]
+    # multi-node rendezvous values come from the launcher's environment (set per node by the launcher)
+    return [*argv, f"--nnodes={plan.nnodes}", "--rdzv_backend=c10d",
+            "--rdzv_endpoint=${MASTER_ADDR}:${MASTER_PORT}"]
+
+
+def _trainer(spec: RunSpec, plan: Plan, inputs: JobInputs, steps: int | None) -> list[str]:
+    """trainer.* keys shared by every verl entry point."""
+    logger = [*spec.logger.backends, "file"]
+    wandb = spec.logger.wandb
+    out = [
+        f"trainer.project_name={wandb.project if wandb else 'trainer_platform'}",
+        f"trainer.experiment_name={_run_name(inputs)}",
+        f"trainer.logger=[{','.join(logger)}]",
+        f"trainer.default_local_dir={inputs.run_dir}/checkpoints",
+        "trainer.resume_mode=auto",
+        f"trainer.total_epochs={spec.algorithm.epochs}",
+        f"trainer.nnodes={plan.nnodes}",
+        f"trainer.n_gpus_per_node={plan.gpus_per_node}",
+        f"trainer.test_freq={spec.train.eval_every or -1}",
+        f"trainer.seed={spec.train.seed}" if not isinstance(spec.algorithm, RLAlgorithm) else "",
+    ]
+    if steps is not None:
+        out.append(f"trainer.total_training_steps={steps}")
+    if plan.on_cpu:
+        out.append("trainer.device=cpu")
+    return [o for o in out if o]
+
+
+def _sft_overrides(spec: RunSpec, algo: SFTAlgorithm, plan: Plan, batch: BatchMath, inputs: JobInputs) -> list[str]:
+    steps = total_steps(spec, inputs.train_rows)
+    out = [
+        f"data.train_files={_list(inputs.train_files)}",
+        f"data.val_files={_list(inputs.val_files) if inputs.val_files else 'null'}",
+        f"data.train_batch_size={algo.batch_size}",
+        f"data.micro_batch_size_per_gpu={batch.micro_batch_size_per_gpu}",
+        f"data.max_length={spec.data.max_length}",
+        f"model.path={inputs.model_path}",
+        f"model.trust_remote_code={spec.model.trust_remote_code}",
+        f"model.enable_gradient_checkpointing={spec.model.gradient_checkpointing}",
+        *_optim("optim", algo.lr, algo.weight_decay, algo.warmup_ratio, algo.grad_clip, algo.lr_schedule),
+        f"trainer.save_freq={spec.train.save_every or -1}",
+        *_trainer(spec, plan, inputs, steps),
+    ]
+    if plan.on_cpu:
+        out += _cpu_engine_overrides("engine", "model")
+    return out
+
+
+def _dpo_overrides(spec: RunSpec, algo: DPOAlgorithm, plan: Plan, batch: BatchMath, inputs: JobInputs) -> list[str]:
+    from trainer_platform.errors import SpecError
+
+    raise SpecError("algorithm=dpo", "the spec is valid, but the DPO trainer is not available in this version",
+                    "use algorithm=sft for now; DPO on verl's engine arrives with the next release")
+
+
+def _rl_overrides(spec: RunSpec, algo: RLAlgorithm, plan: Plan, batch: BatchMath, inputs: JobInputs) -> list[str]:
+    data = spec.data
+    steps = total_steps(spec, inputs.train_rows)
+    micro = batch.micro_batch_size_per_gpu
+    arr = "actor_rollout_ref"
+    val_files = inputs.val_files or inputs.train_files
+    out = [
+        f"algorithm.adv_estimator={algo.estimator}",
+        f"algorithm.use_kl_in_reward={algo.kl_in_reward}",
+        f"algorithm.kl_penalty={algo.kl_estimator}",
+        f"algorithm.kl_ctrl.kl_coef={algo.kl_coef}",
+        f"algorithm.gamma={algo.gamma}",
+        f"algorithm.lam={algo.lam}",
+        f"data.train_files={_list(inputs.train_files)}",
+        f"data.val_files={_list(val_files)}",
+        f"data.train_batch_size={algo.batch_size}",
+        f"data.max_prompt_length={data.max_prompt_length}",
+        f"data.max_response_length={data.max_response_length}",
+        "data.filter_overlong_prompts=True",
+        f"data.seed={spec.train.seed}",
+        f"{arr}.model.path={inputs.model_path}",
+        f"{arr}.model.trust_remote_code={spec.model.trust_remote_code}",
+        f"{arr}.model.enable_gradient_checkpointing={spec.model.gradient_checkpointing}",
+        *_optim(f"{arr}.actor.optim", algo.lr, algo.weight_decay, algo.warmup_ratio, None, None),
+        f"{arr}.actor.grad_clip={algo.grad_clip}",
+        f"{arr}.actor.ppo_mini_batch_size={algo.mini_batch_size}",
+        f"{arr}.actor.ppo_micro_batch_size_per_gpu={micro}",
+        f"{arr}.actor.ppo_epochs={algo.ppo_epochs}",
+        f"{arr}.actor.use_kl_loss={algo.kl_loss}",
+        f"{arr}.actor.kl_loss_coef={algo.kl_coef}",
+        f"{arr}.actor.kl_loss_type={algo.kl_estimator}",
+        f"{arr}.actor.entropy_coeff={algo.entropy_coef}",
+        f"{arr}.actor.clip_ratio_low={algo.clip_ratio_low}",
+        f"{arr}.actor.clip_ratio_high={algo.clip_ratio_high}",
+        f"{arr}.actor.policy_loss.loss_mode={algo.loss_mode}",
+        f"{arr}.actor.loss_agg_mode={algo.loss_agg_mode}",
+        f"{arr}.rollout.name={plan.rollout_engine}",
+        f"{arr}.rollout.n={algo.rollout_n}",
+        f"{arr}.rollout.temperature={algo.temperature}",
+        f"{arr}.rollout.top_p={algo.top_p}",
+        f"{arr}.rollout.top_k={algo.top_k}",
+        f"{arr}.rollout.tensor_model_parallel_size={plan.rollout_tp}",
+        f"{arr}.rollout.log_prob_micro_batch_size_per_gpu={micro}",
+        f"{arr}.ref.log_prob_micro_batch_size_per_gpu={micro}",
+        f"trainer.save_freq={spec.train.save_every or steps or _SAVE_AT_END_ONLY}",
+        f"trainer.val_before_train={spec.train.val_before_train}",
+        *_trainer(spec, plan, inputs, steps),
+    ]
+    if not plan.on_cpu:
+        out.append(f"{arr}.rollout.gpu_memory_utilization=0.6")
+    if algo.critic is not None:
+        out += [
+            f"critic.model.path={inputs.model_path}",
+            f"critic.model.trust_remote_code={spec.model.trust_remote_code}",
+            f"critic.optim.lr={algo.critic.lr}",
+            f"critic.cliprange_value={algo.critic.value_clip}",
+            f"critic.ppo_micro_batch_size_per_gpu={micro}",
+        ]
+    out += _reward_overrides(spec, algo, inputs)
+    out += _ray_overrides(spec, plan, inputs)
+    if plan.on_cpu:
+        out += _cpu_rl_overrides(algo)
+    return out
+
+
+def _reward_overrides(spec: RunSpec, algo: RLAlgorithm, inputs: JobInputs) -> list[str]:
+    out: list[str] = []
+    reward = spec.data.reward
+    if reward is not None and reward.path is not None:
+        path = f"{inputs.verl_ext_dir}/{BUILTIN_REWARD}" if reward.path == "builtin" else reward.path
+        out += [f"reward.custom_reward_function.path={path}", f"reward.custom_reward_function.name={reward.name}"]
+    if algo.filter_groups is not None:
+        fg = algo.filter_groups
+        out += [
+            f"algorithm.filter_groups.enable={fg.enable}",
+            f"algorithm.filter_groups.metric={fg.metric}",
+            f"algorithm.filter_groups.max_num_gen_batches={fg.max_num_gen_batches}",
+        ]
+    if algo.name == "dapo":
+        out.append("reward.reward_manager.name=dapo")
+    if algo.overlong_buffer is not None:
+        ob = algo.overlong_buffer
+        out += [
+            f"+reward.reward_kwargs.overlong_buffer_cfg.enable={ob.enable}",
+            f"+reward.reward_kwargs.overlong_buffer_cfg.len={min(ob.len, spec.data.max_response_length or ob.len)}",
+            f"+reward.reward_kwargs.overlong_buffer_cfg.penalty_factor={ob.penalty_factor}",
+            "+reward.reward_kwargs.overlong_buffer_cfg.log=True",
+            f"+reward.reward_kwargs.max_resp_len={spec.data.max_response_length}",
+        ]
+    return out
+
+
+def _ray_overrides(spec: RunSpec, plan: Plan, inputs: JobInputs) -> list[str]:
+    if spec.launcher.name != "local":
+        return []
+    # a private Ray instance per run: never attach to a cluster that happens to run on this host
+    tag = hashlib.sha1(inputs.run_dir.encode()).hexdigest()[:10]
+    out = ["+ray_kwargs.ray_init.address=local", f"+ray_kwargs.ray_init._temp_dir=/tmp/tp-ray-{tag}"]
+    if plan.on_cpu:
+        # verl's actors each reserve a CPU: more logical CPUs than cores, or the job waits forever
+        out += ["ray_kwargs.ray_init.num_cpus=16", f"+ray_kwargs.ray_init.num_gpus={plan.world_size}"]
+    return out
+
+
+def _cpu_engine_overrides(engine: str, model: str) -> list[str]:
+    """What verl's FSDP engine needs on CPU: FSDP2 (FSDP1 refuses CPU params), sdpa attention, padded batches."""
+    return [
+        f"{engine}.strategy=fsdp2",
+        f"{model}.use_remove_padding=False",
+        f"+{model}.override_config.attn_implementation=sdpa",
+    ]
+
+
+def _cpu_rl_overrides(algo: RLAlgorithm) -> list[str]:
+    arr = "actor_rollout_ref"
+    out = [
+        f"{arr}.actor.strategy=fsdp2",
+        f"{arr}.ref.strategy=fsdp2",
+        f"{arr}.model.use_remove_padding=False",
+        f"+{arr}.model.override_config.attn_implementation=sdpa",
+        "data.dataloader_num_workers=0",
+    ]
+    if algo.uses_critic:
+        out += ["critic.strategy=fsdp2", "critic.model.use_remove_padding=False",
+                "+critic.model.override_config.attn_implementation=sdpa"]
+    return out
+
+
+def _optim(prefix: str, lr: float, wd: float, warmup: float, clip: float | None, schedule: str | None) -> list[str]:
+    out = [f"{prefix}.lr={lr}", f"{prefix}.weight_decay={wd}", f"{prefix}.lr_warmup_steps_ratio={warmup}"]
+    if clip is not None:
+        out.append(f"{prefix}.clip_grad={clip}")
+    if schedule is not None:
+        out.append(f"{prefix}.lr_scheduler_type={schedule}")
+    return out
+
+
+def _env(spec: RunSpec, plan: Plan, inputs: JobInputs) -> dict[str, str]:
+    env = {
+        "PYTHONPATH": inputs.verl_ext_dir,
+        "VERL_FILE_LOGGER_PATH": f"{inputs.run_dir}/metrics.jsonl",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    modules = []
+    if plan.on_cpu:
+        modules.append(CPU_PLATFORM_MODULE)
+        env.update({"VERL_PLATFORM": "tp_cpu", "VERL_ENGINE_DEVICE": "cuda"})
+    if plan.rollout_engine == "hf":
+        modules.append(HF_ROLLOUT_MODULE)
+    if modules:
+        env["VERL_USE_EXTERNAL_MODULES"] = ",".join(modules)
+    if isinstance(spec.algorithm, RLAlgorithm) and spec.launcher.name == "local":
+        env["RAY_AUTH_MODE"] = "disabled"
+    env.update(_wandb_env(spec, inputs))
+    return env
+
+
+def _wandb_env(spec: RunSpec, inputs: JobInputs) -> dict[str, str]:
+    wandb = spec.logger.wandb
+    if "wandb" not in spec.logger.backends or wandb is None:
+        return {"WANDB_MODE": "disabled"}
+    env = {"WANDB_MODE": inputs.wandb_mode, "WANDB_DIR": inputs.run_dir, "WANDB_RESUME": "allow"}
+    if inputs.wandb_run_id:
+        env["WANDB_RUN_ID"] = inputs.wandb_run_id
+    if wandb.entity:
+        env["WANDB_ENTITY"] = wandb.entity
+    if wandb.group:
+        env["WANDB_RUN_GROUP"] = wandb.group
+    if wandb.tags:
+        env["WANDB_TAGS"] = ",".join(wandb.tags)
+    return env
+
+
+def _run_name(inputs: JobInputs) -> str:
+    return inputs.run_dir.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _list(items: tuple[str, ...]) -> str:
+    return "[" + ",".join(f"'{i}'" for i in items) + "]"
+
+
+def _passthrough(raw: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Flatten the `verl:` block into dotted overrides (lists and scalars as Hydra literals)."""
+    out: list[str] = []
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out += _passthrough(value, dotted + ".")
+        else:
+            out.append(f"{dotted}={_hydra_literal(value)}")
+    return out
+
+
+def _hydra_literal(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_hydra_literal(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{k}:{_hydra_literal(v)}" for k, v in value.items()) + "}"
+    return str(value)
