@@ -103,6 +103,7 @@ class _Job:
             self.run_dir.write_status(CANCELLED, exit_code=code if self.cancel_code is None else self.cancel_code)
         else:
             self.run_dir.write_status(SUCCEEDED if code == 0 else FAILED, exit_code=code)
+        _JOBS.pop(_key(self.run_dir), None)  # final status written: a later wait() reads it from there
 
 
 # run dir path -> job, process-wide: any LocalLauncher instance in this process can wait on a job it started.
@@ -147,7 +148,7 @@ class LocalLauncher(Launcher):
         handle = Handle(launcher=self.name, run_dir=_key(run_dir), data=data)
         run_dir.save_handle(handle.to_dict())
         run_dir.write_status(RUNNING, pid=popen.pid, host=host, launcher=self.name, cancel_requested=None, error=None)
-        console = (self.console or sys.stdout) if self.echo else None
+        console = (sys.stdout if self.console is None else self.console) if self.echo else None
         entry = _Job(popen=popen, run_dir=run_dir, log=log, console=console, grace_s=self.grace_s)
         _JOBS[_key(run_dir)] = entry
         entry.pump.start()
@@ -222,7 +223,7 @@ class LocalLauncher(Launcher):
         host = handle.data.get("host")
         if host != socket.gethostname():
             raise LaunchError(f"{run_dir.path} runs on host {host!r}; cancel it from there")
-        run_dir.write_status(status.state, cancel_requested=utc_now())
+        run_dir.write_status(cancel_requested=utc_now())
         if self._is_ours(handle):
             proctree.terminate_group(int(handle.data["pgid"]), self.grace_s)
         job = _JOBS.get(_key(run_dir))

@@ -159,8 +159,15 @@ def test_errors_from_a_real_process(tmp_path: Path) -> None:
     assert _cli("bogus").returncode == 2  # argparse usage error
 
 
-def test_broken_job_file_is_a_clean_error(finished_run: RunDir, capsys: pytest.CaptureFixture[str]) -> None:
+def test_broken_files_are_reported_cleanly(
+    finished_run: RunDir, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "300")
     finished_run.job_path.write_text("{}")
+    assert main(["status", str(finished_run.path)]) == 0  # the rest of the status is still shown
+    out = capsys.readouterr().out
+    assert "succeeded" in out and "job.json is not a valid job" in out
+    finished_run.status_path.write_text("{not json")
     assert main(["status", str(finished_run.path)]) == 2
     err = capsys.readouterr().err
-    assert "job.json" in err and "Traceback" not in err
+    assert "status.json is unreadable" in err and "Traceback" not in err

@@ -6,7 +6,8 @@ Called by `RunSpec.from_config`; each failure is a `SpecError` naming the key or
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from trainer_platform.errors import SpecError, choices_hint
 
@@ -27,8 +28,8 @@ _DATA_FOR_KIND = {"sft": "tiny_sft", "rl": "tiny_math or gsm8k", "dpo": "tiny_pr
 
 def check_spec(spec: RunSpec) -> None:
     """Raise SpecError for the first cross-group problem found."""
-    _check_algorithm(spec)
     _check_data_fits_algorithm(spec)
+    _check_algorithm(spec)
     _check_model(spec)
     _check_data_files(spec)
     if "wandb" in spec.logger.backends and spec.logger.wandb is None:
@@ -62,15 +63,24 @@ def _check_algorithm(spec: RunSpec) -> None:
                         f"but rollout_n is {algo.rollout_n}", "set algorithm.rollout_n to 2 or more (typically 4-16)")
 
 
+def check_format_fits_kind(algorithm: Mapping[str, Any], data: Mapping[str, Any]) -> None:
+    """Algorithm family vs data format, checked on the raw config first: a mismatch explains the keys a tiny data
+    preset sets for its own algorithm family better than 'unknown key' would."""
+    kind, fmt = algorithm.get("kind"), data.get("format")
+    needed = FORMAT_FOR_KIND.get(str(kind))
+    if needed is None or fmt is None or fmt == needed:
+        return
+    raise SpecError(
+        "data",
+        f"{algorithm.get('name')} trains on {needed} data but data={data.get('name')} holds {fmt}",
+        f"pick a {needed} dataset, e.g. data={_DATA_FOR_KIND[str(kind)]}",
+    )
+
+
 def _check_data_fits_algorithm(spec: RunSpec) -> None:
     kind = spec.algorithm.kind
-    needed = FORMAT_FOR_KIND[kind]
-    if spec.data.format != needed:
-        raise SpecError(
-            "data",
-            f"{spec.algorithm.name} trains on {needed} data but data={spec.data.name} holds {spec.data.format}",
-            f"pick a {needed} dataset, e.g. data={_DATA_FOR_KIND[kind]}",
-        )
+    check_format_fits_kind({"kind": kind, "name": spec.algorithm.name}, {"format": spec.data.format,
+                                                                          "name": spec.data.name})
     if kind == "rl":
         for key in ("max_prompt_length", "max_response_length"):
             if getattr(spec.data, key) is None:

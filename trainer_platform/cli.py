@@ -99,7 +99,10 @@ def cmd_status(args: argparse.Namespace, out: Console) -> int:
     _row(table, "last checkpoint", "-" if ckpt is None else f"step {ckpt} ({run_dir.checkpoints_dir})")
     _row(table, "W&B run id", run_dir.wandb_run_id or "-")
     if run_dir.job_path.exists():
-        _row(table, "command", Text(run_dir.read_job().shell_line()))
+        try:
+            _row(table, "command", Text(run_dir.read_job().shell_line()))
+        except RunDirError as e:  # still show the rest of the status
+            _row(table, "command", Text(str(e), style="red"))
     out.print(table)
     return 0
 

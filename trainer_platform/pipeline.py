@@ -97,6 +97,8 @@ def _launch(spec: RunSpec, existing: RunDir | None, argv: list[str]) -> int:
         run.create(files, argv=["train.py", *argv])
     else:
         run.update_files(files)
+        if not spec.dry_run:
+            run.archive_metrics()
     steps = total_steps(spec, prepared.train_rows)
     if spec.dry_run:
         run.write_status(run.read_status().state, dry_run=True)
@@ -181,6 +183,13 @@ def _summary(spec: RunSpec) -> str:
             f"launcher={spec.launcher.name}")
 
 
+def _count(n: int) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
 def dry_run_report(spec: RunSpec, the_plan: Plan, batch: BatchMath, job: VerlJob, steps: int | None) -> str:
     """What a dry run prints: spec summary, plan, batch arithmetic and the copy-pasteable command."""
     algo = spec.algorithm
@@ -188,7 +197,7 @@ def dry_run_report(spec: RunSpec, the_plan: Plan, batch: BatchMath, job: VerlJob
     lines = [
         "trainer_platform dry run (nothing launched)",
         f"  algorithm  {algo.name} ({algo.kind}), lr {algo.lr}, epochs {algo.epochs}, steps {steps or 'per epochs'}",
-        f"  model      {spec.model.name} ({params / 1e9:.2f}B params)" if params else f"  model      {spec.model.name}",
+        f"  model      {spec.model.name} ({_count(params)} params)",
         f"  data       {spec.data.name} ({spec.data.format})",
         f"  compute    {spec.compute.name}: {the_plan.nnodes} node(s) x {the_plan.gpus_per_node} {the_plan.accelerator}",
         f"  launcher   {spec.launcher.name}; logger {', '.join(spec.logger.backends) or 'run dir only'}",

@@ -238,12 +238,15 @@ class RunSpec(_Strict):
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> RunSpec:
         """Validate a composed config (plain containers, interpolations resolved) into a RunSpec."""
+        from trainer_platform.checks import check_format_fits_kind, check_spec
+
+        algorithm, data = cfg.get("algorithm"), cfg.get("data")
+        if isinstance(algorithm, Mapping) and isinstance(data, Mapping):
+            check_format_fits_kind(algorithm, data)
         try:
             spec = cls.model_validate(dict(cfg))
         except ValidationError as err:
             raise _to_spec_error(err, cls) from None
-        from trainer_platform.checks import check_spec  # cross-group checks, kept beside their own helpers
-
         check_spec(spec)
         return spec
 

@@ -7,6 +7,7 @@ model and data paths, the run directory, the W&B mode) arrives in `JobInputs`.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,7 +104,7 @@ def _trainer(spec: RunSpec, plan: Plan, inputs: JobInputs, steps: int | None) ->
         f"trainer.project_name={wandb.project if wandb else 'trainer_platform'}",
         f"trainer.experiment_name={_run_name(inputs)}",
         f"trainer.logger=[{','.join(logger)}]",
-        f"trainer.default_local_dir={inputs.run_dir}/checkpoints",
+        f"trainer.default_local_dir={_q(inputs.run_dir + '/checkpoints')}",
         "trainer.resume_mode=auto",
         f"trainer.total_epochs={spec.algorithm.epochs}",
         f"trainer.nnodes={plan.nnodes}",
@@ -126,7 +127,7 @@ def _sft_overrides(spec: RunSpec, algo: SFTAlgorithm, plan: Plan, batch: BatchMa
         f"data.train_batch_size={algo.batch_size}",
         f"data.micro_batch_size_per_gpu={batch.micro_batch_size_per_gpu}",
         f"data.max_length={spec.data.max_length}",
-        f"model.path={inputs.model_path}",
+        f"model.path={_q(inputs.model_path)}",
         f"model.trust_remote_code={spec.model.trust_remote_code}",
         f"model.enable_gradient_checkpointing={spec.model.gradient_checkpointing}",
         *_optim("optim", algo.lr, algo.weight_decay, algo.warmup_ratio, algo.grad_clip, algo.lr_schedule),
@@ -139,10 +140,30 @@ def _sft_overrides(spec: RunSpec, algo: SFTAlgorithm, plan: Plan, batch: BatchMa
 
 
 def _dpo_overrides(spec: RunSpec, algo: DPOAlgorithm, plan: Plan, batch: BatchMath, inputs: JobInputs) -> list[str]:
-    from trainer_platform.errors import SpecError
-
-    raise SpecError("algorithm=dpo", "the spec is valid, but the DPO trainer is not available in this version",
-                    "use algorithm=sft for now; DPO on verl's engine arrives with the next release")
+    """Our DPO trainer (verl/tp_dpo_trainer.py) composes verl's sft_trainer_engine plus `dpo.*` and pair keys."""
+    steps = total_steps(spec, inputs.train_rows)
+    out = [
+        f"data.train_files={_list(inputs.train_files)}",
+        f"data.val_files={_list(inputs.val_files) if inputs.val_files else 'null'}",
+        f"data.train_batch_size={algo.batch_size}",
+        f"data.micro_batch_size_per_gpu={batch.micro_batch_size_per_gpu}",
+        "data.use_dynamic_bsz=False",
+        f"data.max_length={spec.data.max_length}",
+        f"model.path={_q(inputs.model_path)}",
+        f"model.trust_remote_code={spec.model.trust_remote_code}",
+        f"model.enable_gradient_checkpointing={spec.model.gradient_checkpointing}",
+        *_optim("optim", algo.lr, algo.weight_decay, algo.warmup_ratio, algo.grad_clip, algo.lr_schedule),
+        f"dpo.beta={algo.beta}",
+        f"dpo.loss_type={algo.loss_type}",
+        f"dpo.label_smoothing={algo.label_smoothing}",
+        f"trainer.save_freq={spec.train.save_every or -1}",
+        *_trainer(spec, plan, inputs, steps),
+    ]
+    if plan.on_cpu:
+        # fp32 compute on CPU: summed log-prob margins are too coarse in bf16 for the DPO loss to be exact
+        out += [*_cpu_engine_overrides("engine", "model"), "+engine.mixed_precision.param_dtype=fp32",
+                "data.num_workers=0"]
+    return out
 
 
 def _rl_overrides(spec: RunSpec, algo: RLAlgorithm, plan: Plan, batch: BatchMath, inputs: JobInputs) -> list[str]:
@@ -165,7 +186,7 @@ def _rl_overrides(spec: RunSpec, algo: RLAlgorithm, plan: Plan, batch: BatchMath
         f"data.max_response_length={data.max_response_length}",
         "data.filter_overlong_prompts=True",
         f"data.seed={spec.train.seed}",
-        f"{arr}.model.path={inputs.model_path}",
+        f"{arr}.model.path={_q(inputs.model_path)}",
         f"{arr}.model.trust_remote_code={spec.model.trust_remote_code}",
         f"{arr}.model.enable_gradient_checkpointing={spec.model.gradient_checkpointing}",
         *_optim(f"{arr}.actor.optim", algo.lr, algo.weight_decay, algo.warmup_ratio, None, None),
@@ -197,7 +218,7 @@ def _rl_overrides(spec: RunSpec, algo: RLAlgorithm, plan: Plan, batch: BatchMath
         out.append(f"{arr}.rollout.gpu_memory_utilization=0.6")
     if algo.critic is not None:
         out += [
-            f"critic.model.path={inputs.model_path}",
+            f"critic.model.path={_q(inputs.model_path)}",
             f"critic.model.trust_remote_code={spec.model.trust_remote_code}",
             f"critic.optim.lr={algo.critic.lr}",
             f"critic.cliprange_value={algo.critic.value_clip}",
@@ -250,12 +271,8 @@ def _ray_overrides(spec: RunSpec, plan: Plan, inputs: JobInputs) -> list[str]:
 
 
 def _cpu_engine_overrides(engine: str, model: str) -> list[str]:
-    """What verl's FSDP engine needs on CPU: FSDP2 (FSDP1 refuses CPU params), sdpa attention, padded batches."""
-    return [
-        f"{engine}.strategy=fsdp2",
-        f"{model}.use_remove_padding=False",
-        f"+{model}.override_config.attn_implementation=sdpa",
-    ]
+    """What verl's FSDP engine needs on CPU: FSDP2 (FSDP1 refuses CPU params) and sdpa attention (no flash-attn)."""
+    return [f"{engine}.strategy=fsdp2", f"+{model}.override_config.attn_implementation=sdpa"]
 
 
 def _cpu_rl_overrides(algo: RLAlgorithm) -> list[str]:
@@ -322,8 +339,15 @@ def _run_name(inputs: JobInputs) -> str:
     return inputs.run_dir.rstrip("/").rsplit("/", 1)[-1]
 
 
+def _q(value: str) -> str:
+    """A string as a Hydra override value: bare when Hydra's grammar allows it, quoted otherwise."""
+    if re.fullmatch(r"[\w./@%+~-]+", value) and not value.startswith("~"):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def _list(items: tuple[str, ...]) -> str:
-    return "[" + ",".join(f"'{i}'" for i in items) + "]"
+    return "[" + ",".join(_q(i) for i in items) + "]"
 
 
 def _passthrough(raw: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -347,4 +371,4 @@ def _hydra_literal(value: Any) -> str:
         return "[" + ",".join(_hydra_literal(v) for v in value) + "]"
     if isinstance(value, Mapping):
         return "{" + ",".join(f"{k}:{_hydra_literal(v)}" for k, v in value.items()) + "}"
-    return str(value)
+    return _q(value) if isinstance(value, str) else str(value)

@@ -64,6 +64,9 @@ def check_job_against_verl(job: VerlJob, dpo_config_dir: Path | None = None) -> 
     """Compose the job's verl config; returns it (an OmegaConf DictConfig) or raises SpecError."""
     if job.entry_point in CONFIG_NAMES:
         return compose_verl_config(verl_config_dir(), CONFIG_NAMES[job.entry_point], job_overrides(job))
-    if dpo_config_dir is not None:
-        return compose_verl_config(dpo_config_dir, "dpo_trainer", job_overrides(job))
+    if dpo_config_dir is not None and job.entry_point.endswith(".py"):
+        # our DPO config extends verl's sft_trainer_engine; point its search path at verl's config folder on disk
+        # (its own `pkg://verl.trainer.config` would import verl, and with it torch)
+        searchpath = f"hydra.searchpath=[file://{verl_config_dir()}]"
+        return compose_verl_config(dpo_config_dir, "dpo_trainer", [*job_overrides(job), searchpath])
     return None

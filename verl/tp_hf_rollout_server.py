@@ -239,6 +239,13 @@ class HFRolloutServer:
         self._rejecting = False
         self._allowed.set()
 
+    async def shutdown(self) -> None:
+        """Stop the batcher (for in-process use; a Ray actor simply dies with its process)."""
+        if self._batcher is not None:
+            self._batcher.cancel()
+            await asyncio.gather(self._batcher, return_exceptions=True)
+            self._batcher = None
+
     async def start_profile(self, **kwargs: Any) -> None:
         return None
 

@@ -66,6 +66,7 @@ def server(tiny_model: Path) -> Iterator[tuple[HFRolloutServer, asyncio.Abstract
     loop = asyncio.new_event_loop()
     loop.run_until_complete(srv.launch_server())
     yield srv, loop, model_config
+    loop.run_until_complete(srv.shutdown())
     loop.close()
 
 

@@ -1,0 +1,131 @@
+"""RunSpec validation: every config composes; bad keys, values and combinations give SpecErrors that name the key
+and suggest the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trainer_platform.compose import GROUPS, compose_config, group_options
+from trainer_platform.errors import SpecError
+from trainer_platform.spec import VERL_ESTIMATORS, RLAlgorithm, RunSpec
+
+KIND_DATA = {"sft": "tiny_sft", "rl": "tiny_math", "dpo": "tiny_pref"}
+
+
+def spec_of(*overrides: str) -> RunSpec:
+    return RunSpec.from_config(compose_config(list(overrides)))
+
+
+def error_of(*overrides: str) -> SpecError:
+    with pytest.raises(SpecError) as info:
+        spec_of(*overrides)
+    return info.value
+
+
+@pytest.mark.parametrize("algo", group_options("algorithm"))
+def test_every_algorithm_composes_with_its_tiny_data(algo: str) -> None:
+    kind = compose_config([f"algorithm={algo}"])["algorithm"]["kind"]
+    spec = spec_of(f"algorithm={algo}", f"data={KIND_DATA[kind]}")
+    assert spec.algorithm.name == algo
+
+
+@pytest.mark.parametrize("group", [g for g in GROUPS if g not in ("algorithm", "data", "experiment")])
+def test_every_group_option_composes(group: str) -> None:
+    for option in group_options(group):
+        assert spec_of(f"{group}={option}")
+
+
+@pytest.mark.parametrize("experiment", group_options("experiment"))
+def test_every_experiment_composes(experiment: str, gsm8k_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GSM8K_DIR", str(gsm8k_dir))
+    assert spec_of(f"+experiment={experiment}")
+
+
+def test_spec_is_frozen_and_round_trips() -> None:
+    spec = spec_of("algorithm=grpo", "data=tiny_math")
+    with pytest.raises(Exception):
+        spec.name = "x"  # type: ignore[misc]
+    assert RunSpec.from_config(spec.to_config()) == spec
+
+
+def test_estimators_match_verl() -> None:
+    from verl.trainer.ppo.core_algos import AdvantageEstimator
+
+    assert set(VERL_ESTIMATORS) == {e.value for e in AdvantageEstimator}
+
+
+def test_unknown_group_option_suggests_the_closest() -> None:
+    err = error_of("algorithm=grpoo")
+    assert err.key == "algorithm=grpoo" and "did you mean 'grpo'" in err.hint and "gspo" in err.hint
+
+
+def test_misspelt_key_suggests_the_closest() -> None:
+    err = error_of("algorithm=grpo", "data=tiny_math", "algorithm.kl_cof=0.1")
+    assert err.key == "algorithm.kl_cof" and "did you mean 'kl_coef'" in err.hint
+
+
+def test_unknown_top_level_key() -> None:
+    err = error_of("algoritm.lr=1")
+    assert "did you mean 'algorithm'" in err.hint
+
+
+def test_wrong_type_names_the_key() -> None:
+    err = error_of("algorithm.lr=fast")
+    assert err.key == "algorithm.lr" and "fast" in err.problem
+
+
+def test_value_out_of_range() -> None:
+    err = error_of("algorithm.warmup_ratio=1.5")
+    assert err.key == "algorithm.warmup_ratio"
+
+
+def test_algorithm_data_mismatch() -> None:
+    err = error_of("algorithm=grpo", "data=tiny_sft")
+    assert err.key == "data" and "prompts" in err.problem and "tiny_math" in err.hint
+
+
+def test_dpo_needs_preference_pairs() -> None:
+    err = error_of("algorithm=dpo", "data=tiny_math")
+    assert "preference" in err.problem and "tiny_pref" in err.hint
+
+
+def test_group_estimator_needs_a_group() -> None:
+    err = error_of("algorithm=grpo", "data=tiny_math", "algorithm.rollout_n=1")
+    assert err.key == "algorithm.rollout_n"
+
+
+def test_missing_model_dir(tmp_path: Path) -> None:
+    err = error_of(f"model.path={tmp_path}/nope", "model.builtin=null")
+    assert err.key == "model.path" and "does not exist" in err.problem
+
+
+def test_model_dir_without_config_json(tmp_path: Path) -> None:
+    err = error_of(f"model.path={tmp_path}", "model.builtin=null")
+    assert "config.json" in err.problem
+
+
+def test_missing_data_file(tmp_path: Path) -> None:
+    err = error_of("algorithm=grpo", "data=gsm8k", f"data.dir={tmp_path}")
+    assert err.key == "data.train_files" and str(tmp_path / "train.parquet") in err.problem
+
+
+def test_data_file_lacking_columns(tmp_path: Path) -> None:
+    import pandas as pd
+
+    pd.DataFrame({"question": ["1+1?"], "answer": ["2"]}).to_parquet(tmp_path / "train.parquet")
+    pd.DataFrame({"question": ["1+1?"], "answer": ["2"]}).to_parquet(tmp_path / "test.parquet")
+    err = error_of("algorithm=grpo", "data=gsm8k", f"data.dir={tmp_path}")
+    assert "prompt" in err.problem and "data_source" in err.problem and "question" in err.problem
+
+
+def test_gsm8k_files_are_accepted(gsm8k_dir: Path) -> None:
+    spec = spec_of("algorithm=grpo", "data=gsm8k", f"data.dir={gsm8k_dir}")
+    assert isinstance(spec.algorithm, RLAlgorithm)
+    assert spec.data.train_files == (f"{gsm8k_dir}/train.parquet",)
+
+
+def test_unknown_logger_backend() -> None:
+    err = error_of("logger.backends=[console,tensorbord]")
+    assert err.key.startswith("logger.backends")
