@@ -27,8 +27,13 @@ def write_gsm8k_like(folder: Path, rows: int = 8) -> Path:
         records = [
             {
                 "data_source": "openai/gsm8k",
-                "prompt": [{"role": "user", "content": f"Tom has {i} apples and buys 3 more. How many? "
-                            "Let's think step by step and output the final answer after \"####\"."}],
+                "prompt": [
+                    {
+                        "role": "user",
+                        "content": f"Tom has {i} apples and buys 3 more. How many? "
+                        'Let\'s think step by step and output the final answer after "####".',
+                    }
+                ],
                 "ability": "math",
                 "reward_model": {"style": "rule", "ground_truth": str(i + 3)},
                 "extra_info": {"split": split, "index": i},

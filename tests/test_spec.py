@@ -45,7 +45,9 @@ def test_every_experiment_composes(experiment: str, gsm8k_dir: Path, monkeypatch
 
 def test_spec_is_frozen_and_round_trips() -> None:
     spec = spec_of("algorithm=grpo", "data=tiny_math")
-    with pytest.raises(Exception):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
         spec.name = "x"  # type: ignore[misc]
     assert RunSpec.from_config(spec.to_config()) == spec
 

@@ -34,8 +34,14 @@ MODEL_DIR = ""
 def _job(overrides: list[str]) -> tuple[RunSpec, Any, Any]:
     spec = RunSpec.from_config(compose_config(overrides))
     the_plan = plan(spec, engines=())
-    inputs = JobInputs(model_path=MODEL_DIR, train_files=("/data/train.parquet",), val_files=("/data/val.parquet",),
-                       run_dir="/runs/fidelity", verl_ext_dir="/repo/verl", train_rows=7473)
+    inputs = JobInputs(
+        model_path=MODEL_DIR,
+        train_files=("/data/train.parquet",),
+        val_files=("/data/val.parquet",),
+        run_dir="/runs/fidelity",
+        verl_ext_dir="/repo/verl",
+        train_rows=7473,
+    )
     job = build_job(spec, the_plan, batch_math(spec, the_plan), inputs)
     return spec, the_plan, job
 
@@ -65,8 +71,14 @@ def test_rl_job_is_accepted_by_verl(algo: str, model: str, compute: str, gsm8k_d
     assert config.trainer.default_local_dir == "/runs/fidelity/checkpoints"
     assert "file" in config.trainer.logger
     assert need_critic(config) == (algo == "ppo")
-    expected = {"ppo": "gae", "grpo": "grpo", "gspo": "grpo", "dapo": "grpo", "rloo": "rloo",
-                "reinforce_pp": "reinforce_plus_plus"}[algo]
+    expected = {
+        "ppo": "gae",
+        "grpo": "grpo",
+        "gspo": "grpo",
+        "dapo": "grpo",
+        "rloo": "rloo",
+        "reinforce_pp": "reinforce_plus_plus",
+    }[algo]
     assert config.algorithm.adv_estimator == expected
     if compute == "cpu":
         assert config.trainer.device == "cpu" and arr.actor.strategy == "fsdp2"
@@ -100,8 +112,16 @@ def test_algorithm_specific_keys_land_where_intended(gsm8k_dir: Path) -> None:
 def test_sft_job_is_accepted_by_verl(model: str, compute: str) -> None:
     from verl.utils.config import omega_conf_to_dataclass
 
-    spec, the_plan, job = _job(["algorithm=sft", f"model={model}", f"compute={compute}", "data=tiny_sft",
-                                "algorithm.batch_size=256", "algorithm.micro_batch_size_per_gpu=4"])
+    spec, the_plan, job = _job(
+        [
+            "algorithm=sft",
+            f"model={model}",
+            f"compute={compute}",
+            "data=tiny_sft",
+            "algorithm.batch_size=256",
+            "algorithm.micro_batch_size_per_gpu=4",
+        ]
+    )
     config = check_job_against_verl(job)
     for section in ("engine", "optim", "checkpoint"):
         omega_conf_to_dataclass(config[section])

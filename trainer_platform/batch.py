@@ -56,16 +56,20 @@ def batch_math(spec: RunSpec, plan: Plan) -> BatchMath:
         n = algo.rollout_n
         sequences = algo.batch_size * n
         if algo.batch_size % algo.mini_batch_size:
-            raise SpecError("algorithm.mini_batch_size",
-                            f"batch_size {algo.batch_size} is not a multiple of mini_batch_size {algo.mini_batch_size}",
-                            f"pick a divisor of {algo.batch_size}")
+            raise SpecError(
+                "algorithm.mini_batch_size",
+                f"batch_size {algo.batch_size} is not a multiple of mini_batch_size {algo.mini_batch_size}",
+                f"pick a divisor of {algo.batch_size}",
+            )
         updates = algo.batch_size // algo.mini_batch_size
         mini_sequences = algo.mini_batch_size * n
         if mini_sequences % world:
-            raise SpecError("algorithm.mini_batch_size",
-                            f"mini_batch_size {algo.mini_batch_size} x rollout_n {n} = {mini_sequences} responses "
-                            f"do not split evenly over {world} ranks",
-                            f"make mini_batch_size x rollout_n a multiple of {world}")
+            raise SpecError(
+                "algorithm.mini_batch_size",
+                f"mini_batch_size {algo.mini_batch_size} x rollout_n {n} = {mini_sequences} responses "
+                f"do not split evenly over {world} ranks",
+                f"make mini_batch_size x rollout_n a multiple of {world}",
+            )
         per_rank = mini_sequences // world
         key = "algorithm.micro_batch_size_per_gpu"
         what = f"mini_batch_size {algo.mini_batch_size} x rollout_n {n} / {world} ranks = {per_rank} responses per rank"
@@ -73,13 +77,25 @@ def batch_math(spec: RunSpec, plan: Plan) -> BatchMath:
         sequences = algo.batch_size
         updates = 1
         if algo.batch_size % world:
-            raise SpecError("algorithm.batch_size", f"batch_size {algo.batch_size} does not split over {world} ranks",
-                            f"use a multiple of {world}")
+            raise SpecError(
+                "algorithm.batch_size",
+                f"batch_size {algo.batch_size} does not split over {world} ranks",
+                f"use a multiple of {world}",
+            )
         per_rank = algo.batch_size // world
         key = "algorithm.micro_batch_size_per_gpu"
         what = f"batch_size {algo.batch_size} / {world} ranks = {per_rank} sequences per rank"
     if per_rank % micro:
-        raise SpecError(key, f"{micro} does not divide the {what}",
-                        f"use a divisor of {per_rank}, or leave it null so the planner picks one")
-    return BatchMath(world_size=world, batch_size=algo.batch_size, sequences_per_step=sequences,
-                     updates_per_step=updates, per_rank_per_update=per_rank, micro_batch_size_per_gpu=micro)
+        raise SpecError(
+            key,
+            f"{micro} does not divide the {what}",
+            f"use a divisor of {per_rank}, or leave it null so the planner picks one",
+        )
+    return BatchMath(
+        world_size=world,
+        batch_size=algo.batch_size,
+        sequences_per_step=sequences,
+        updates_per_step=updates,
+        per_rank_per_update=per_rank,
+        micro_batch_size_per_gpu=micro,
+    )

@@ -5,8 +5,8 @@ Called by `RunSpec.from_config`; each failure is a `SpecError` naming the key or
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainer_platform.errors import SpecError, choices_hint
@@ -49,18 +49,29 @@ def _check_algorithm(spec: RunSpec) -> None:
     if not isinstance(algo, RLAlgorithm):
         return
     if algo.estimator not in VERL_ESTIMATORS:
-        raise SpecError("algorithm.estimator", f"unknown advantage estimator {algo.estimator!r}",
-                        choices_hint(algo.estimator, VERL_ESTIMATORS))
+        raise SpecError(
+            "algorithm.estimator",
+            f"unknown advantage estimator {algo.estimator!r}",
+            choices_hint(algo.estimator, VERL_ESTIMATORS),
+        )
     if algo.uses_critic and algo.critic is None:
-        raise SpecError("algorithm.critic", "the gae estimator trains a critic but no critic settings are given",
-                        "add algorithm.critic: {lr: 1e-5, value_clip: 0.5} or use algorithm=ppo")
+        raise SpecError(
+            "algorithm.critic",
+            "the gae estimator trains a critic but no critic settings are given",
+            "add algorithm.critic: {lr: 1e-5, value_clip: 0.5} or use algorithm=ppo",
+        )
     if algo.batch_size < algo.mini_batch_size:
-        raise SpecError("algorithm.mini_batch_size",
-                        f"mini batch ({algo.mini_batch_size}) is larger than the batch ({algo.batch_size})",
-                        f"set algorithm.mini_batch_size to a divisor of {algo.batch_size}")
+        raise SpecError(
+            "algorithm.mini_batch_size",
+            f"mini batch ({algo.mini_batch_size}) is larger than the batch ({algo.batch_size})",
+            f"set algorithm.mini_batch_size to a divisor of {algo.batch_size}",
+        )
     if algo.estimator in ("grpo", "rloo", "grpo_passk", "gdpo", "opo") and algo.rollout_n < 2:
-        raise SpecError("algorithm.rollout_n", f"the {algo.estimator} estimator compares responses within a group "
-                        f"but rollout_n is {algo.rollout_n}", "set algorithm.rollout_n to 2 or more (typically 4-16)")
+        raise SpecError(
+            "algorithm.rollout_n",
+            f"the {algo.estimator} estimator compares responses within a group but rollout_n is {algo.rollout_n}",
+            "set algorithm.rollout_n to 2 or more (typically 4-16)",
+        )
 
 
 def check_format_fits_kind(algorithm: Mapping[str, Any], data: Mapping[str, Any]) -> None:
@@ -79,15 +90,17 @@ def check_format_fits_kind(algorithm: Mapping[str, Any], data: Mapping[str, Any]
 
 def _check_data_fits_algorithm(spec: RunSpec) -> None:
     kind = spec.algorithm.kind
-    check_format_fits_kind({"kind": kind, "name": spec.algorithm.name}, {"format": spec.data.format,
-                                                                          "name": spec.data.name})
+    check_format_fits_kind(
+        {"kind": kind, "name": spec.algorithm.name}, {"format": spec.data.format, "name": spec.data.name}
+    )
     if kind == "rl":
         for key in ("max_prompt_length", "max_response_length"):
             if getattr(spec.data, key) is None:
                 raise SpecError(f"data.{key}", "RL needs a token budget for prompts and responses", f"set data.{key}")
     elif spec.data.max_length is None:
-        raise SpecError("data.max_length", f"{spec.algorithm.name} needs a maximum sequence length",
-                        "set data.max_length (tokens)")
+        raise SpecError(
+            "data.max_length", f"{spec.algorithm.name} needs a maximum sequence length", "set data.max_length (tokens)"
+        )
 
 
 def _check_model(spec: RunSpec) -> None:
@@ -100,10 +113,15 @@ def _check_model(spec: RunSpec) -> None:
         return  # a hub id: fetched by verl on the training nodes
     path = Path(model.path).expanduser()
     if not path.is_dir():
-        raise SpecError("model.path", f"directory {path} does not exist", "point model.path at a Hugging Face model dir")
+        raise SpecError(
+            "model.path", f"directory {path} does not exist", "point model.path at a Hugging Face model dir"
+        )
     if not (path / "config.json").is_file():
-        raise SpecError("model.path", f"{path} has no config.json, so it is not a Hugging Face model directory",
-                        "point model.path at the folder that holds config.json and the weights")
+        raise SpecError(
+            "model.path",
+            f"{path} has no config.json, so it is not a Hugging Face model directory",
+            "point model.path at the folder that holds config.json and the weights",
+        )
 
 
 def _check_data_files(spec: RunSpec) -> None:
@@ -117,27 +135,39 @@ def _check_data_files(spec: RunSpec) -> None:
         for name in files:
             _check_parquet(key, Path(name).expanduser(), data.format, has_reward_fn=reward_path is not None)
     if reward_path not in (None, "builtin") and not Path(str(reward_path)).expanduser().is_file():
-        raise SpecError("data.reward.path", f"reward function file {reward_path} does not exist",
-                        "point it at a python file defining the function named by data.reward.name")
+        raise SpecError(
+            "data.reward.path",
+            f"reward function file {reward_path} does not exist",
+            "point it at a python file defining the function named by data.reward.name",
+        )
 
 
 def _check_parquet(key: str, path: Path, fmt: str, *, has_reward_fn: bool) -> None:
     if not path.is_file():
-        raise SpecError(key, f"file {path} does not exist",
-                        "create it (verl's examples/data_preprocess scripts write this format) or fix the path")
+        raise SpecError(
+            key,
+            f"file {path} does not exist",
+            "create it (verl's examples/data_preprocess scripts write this format) or fix the path",
+        )
     try:
         import pyarrow.parquet as pq
 
         columns = set(pq.read_schema(path).names)
     except Exception as exc:  # a corrupt or non-parquet file
-        raise SpecError(key, f"{path} is not a readable parquet file ({exc.__class__.__name__})",
-                        "write the data with pandas.DataFrame.to_parquet or pyarrow") from None
+        raise SpecError(
+            key,
+            f"{path} is not a readable parquet file ({exc.__class__.__name__})",
+            "write the data with pandas.DataFrame.to_parquet or pyarrow",
+        ) from None
     missing = [c for c in REQUIRED_COLUMNS[fmt] if c not in columns]
     if fmt == "prompts" and "reward_model" not in columns and not has_reward_fn:
         missing.append("reward_model (ground truth) or a data.reward.path function")
     if missing:
-        raise SpecError(key, f"{path} lacks column(s) {', '.join(missing)} needed for {fmt} data "
-                        f"(has: {', '.join(sorted(columns))})", _format_hint(fmt))
+        raise SpecError(
+            key,
+            f"{path} lacks column(s) {', '.join(missing)} needed for {fmt} data (has: {', '.join(sorted(columns))})",
+            _format_hint(fmt),
+        )
 
 
 def _format_hint(fmt: str) -> str:

@@ -44,7 +44,9 @@ def compose_config(overrides: list[str], config_name: str = "train") -> dict[str
         container = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", "") or "config"
-        raise SpecError(str(key), f"cannot resolve: {_first_line(exc)}", "set the value or the variable it names")
+        raise SpecError(
+            str(key), f"cannot resolve: {_first_line(exc)}", "set the value or the variable it names"
+        ) from None
     assert isinstance(container, dict)
     container.pop("hydra", None)
     return {str(k): v for k, v in container.items()}
@@ -64,7 +66,9 @@ def check_group_choices(overrides: list[str]) -> None:
     """Unknown group options (`algorithm=grpoo`) -> SpecError with did-you-mean."""
     for override in overrides:
         if "=" not in override:
-            raise SpecError(override, "is not a key=value override", "write overrides as key=value, e.g. algorithm=grpo")
+            raise SpecError(
+                override, "is not a key=value override", "write overrides as key=value, e.g. algorithm=grpo"
+            )
         key, value = override.split("=", 1)
         group = key.lstrip("+~")
         if group in GROUPS and value not in ("", "null"):

@@ -73,8 +73,11 @@ def _resume_target(overrides: list[str]) -> Path | None:
     if values.get("resume_dir"):
         return Path(values["resume_dir"]).expanduser()
     if not values.get("name"):
-        raise SpecError("resume", "resume=true needs the run to continue",
-                        "add resume_dir=runs/<name> (or name=<name> with the same run_root)")
+        raise SpecError(
+            "resume",
+            "resume=true needs the run to continue",
+            "add resume_dir=runs/<name> (or name=<name> with the same run_root)",
+        )
     return Path(values.get("run_root", "runs")).expanduser() / values["name"]
 
 
@@ -83,30 +86,31 @@ def _launch(spec: RunSpec, existing: RunDir | None, argv: list[str]) -> int:
     batch = batch_math(spec, the_plan)
     launcher_cls = _launcher_class(spec.launcher.name)
     run = existing or RunDir.allocate(Path(spec.run_root).expanduser(), spec.name or _default_name(spec))
-    prepared = prepare(spec, materialize=not spec.dry_run)
-    wandb_id = _wandb_run_id(spec, existing)
-    inputs = JobInputs(model_path=prepared.model_path, train_files=prepared.train_files,
-                       val_files=prepared.val_files, run_dir=str(run.path), verl_ext_dir=str(verl_ext_dir()),
-                       train_rows=prepared.train_rows, wandb_mode=resolve_wandb_mode(spec), wandb_run_id=wandb_id)
-    job = build_job(spec, the_plan, batch, inputs)
-    check_job_against_verl(job, dpo_config_dir=verl_ext_dir() / "tp_dpo_config")
-    files = _run_files(spec, the_plan, job)
-    if existing is None:
-        if wandb_id:
-            files["wandb_id.txt"] = wandb_id + "\n"
-        run.create(files, argv=["train.py", *argv])
-    else:
+    try:
+        job, steps = _prepare_job(spec, the_plan, batch, run, existing)
+        files = _run_files(spec, the_plan, job)
+        if existing is None:
+            wandb_id = job.env.get("WANDB_RUN_ID")
+            if wandb_id:
+                files["wandb_id.txt"] = wandb_id + "\n"
+            run.create(files, argv=["train.py", *argv])
+    except BaseException:
+        if existing is None:
+            run.release()
+        raise
+    if existing is not None:
         run.update_files(files)
         if not spec.dry_run:
             run.archive_metrics()
-    steps = total_steps(spec, prepared.train_rows)
     if spec.dry_run:
         run.write_status(run.read_status().state, dry_run=True)
         print(dry_run_report(spec, the_plan, batch, job, steps))
         print(f"run dir: {run.path}")
         return 0
-    print(f"trainer_platform: {_summary(spec)}; {steps or '?'} steps on {the_plan.world_size} x "
-          f"{the_plan.accelerator}", flush=True)
+    print(
+        f"trainer_platform: {_summary(spec)}; {steps or '?'} steps on {the_plan.world_size} x {the_plan.accelerator}",
+        flush=True,
+    )
     print(f"run dir: {run.path}", flush=True)
     launcher = launcher_cls()
     handle = launcher.submit(job, run)
@@ -114,6 +118,27 @@ def _launch(spec: RunSpec, existing: RunDir | None, argv: list[str]) -> int:
     state = run.read_status().state
     print(f"trainer_platform: run {state} (exit code {code})\nrun dir: {run.path}", flush=True)
     return code
+
+
+def _prepare_job(
+    spec: RunSpec, the_plan: Plan, batch: BatchMath, run: RunDir, existing: RunDir | None
+) -> tuple[VerlJob, int | None]:
+    """Prepare model and data, build the job and check it against verl's schema (SpecError if verl rejects it).
+    Returns the job and the run's total optimizer steps (None when unknown)."""
+    prepared = prepare(spec, materialize=not spec.dry_run)
+    inputs = JobInputs(
+        model_path=prepared.model_path,
+        train_files=prepared.train_files,
+        val_files=prepared.val_files,
+        run_dir=str(run.path),
+        verl_ext_dir=str(verl_ext_dir()),
+        train_rows=prepared.train_rows,
+        wandb_mode=resolve_wandb_mode(spec),
+        wandb_run_id=_wandb_run_id(spec, existing),
+    )
+    job = build_job(spec, the_plan, batch, inputs)
+    check_job_against_verl(job, dpo_config_dir=verl_ext_dir() / "tp_dpo_config")
+    return job, total_steps(spec, prepared.train_rows)
 
 
 def _wandb_run_id(spec: RunSpec, existing: RunDir | None) -> str | None:
@@ -179,8 +204,10 @@ def launch_script(job: VerlJob) -> str:
 
 
 def _summary(spec: RunSpec) -> str:
-    return (f"{spec.algorithm.name} on {spec.model.name} with {spec.data.name}, compute={spec.compute.name}, "
-            f"launcher={spec.launcher.name}")
+    return (
+        f"{spec.algorithm.name} on {spec.model.name} with {spec.data.name}, compute={spec.compute.name}, "
+        f"launcher={spec.launcher.name}"
+    )
 
 
 def _count(n: int) -> str:
@@ -199,7 +226,8 @@ def dry_run_report(spec: RunSpec, the_plan: Plan, batch: BatchMath, job: VerlJob
         f"  algorithm  {algo.name} ({algo.kind}), lr {algo.lr}, epochs {algo.epochs}, steps {steps or 'per epochs'}",
         f"  model      {spec.model.name} ({_count(params)} params)",
         f"  data       {spec.data.name} ({spec.data.format})",
-        f"  compute    {spec.compute.name}: {the_plan.nnodes} node(s) x {the_plan.gpus_per_node} {the_plan.accelerator}",
+        f"  compute    {spec.compute.name}: {the_plan.nnodes} node(s) x {the_plan.gpus_per_node} "
+        f"{the_plan.accelerator}",
         f"  launcher   {spec.launcher.name}; logger {', '.join(spec.logger.backends) or 'run dir only'}",
         "plan:",
         *[f"  - {note}" for note in the_plan.notes],

@@ -92,8 +92,7 @@ def _torchrun(plan: Plan) -> list[str]:
     if plan.nnodes == 1:
         return [*argv, "--standalone"]
     # multi-node rendezvous values come from the launcher's environment (set per node by the launcher)
-    return [*argv, f"--nnodes={plan.nnodes}", "--rdzv_backend=c10d",
-            "--rdzv_endpoint=${MASTER_ADDR}:${MASTER_PORT}"]
+    return [*argv, f"--nnodes={plan.nnodes}", "--rdzv_backend=c10d", "--rdzv_endpoint=${MASTER_ADDR}:${MASTER_PORT}"]
 
 
 def _trainer(spec: RunSpec, plan: Plan, inputs: JobInputs, steps: int | None) -> list[str]:
@@ -161,8 +160,11 @@ def _dpo_overrides(spec: RunSpec, algo: DPOAlgorithm, plan: Plan, batch: BatchMa
     ]
     if plan.on_cpu:
         # fp32 compute on CPU: summed log-prob margins are too coarse in bf16 for the DPO loss to be exact
-        out += [*_cpu_engine_overrides("engine", "model"), "+engine.mixed_precision.param_dtype=fp32",
-                "data.num_workers=0"]
+        out += [
+            *_cpu_engine_overrides("engine", "model"),
+            "+engine.mixed_precision.param_dtype=fp32",
+            "data.num_workers=0",
+        ]
     return out
 
 
@@ -285,8 +287,11 @@ def _cpu_rl_overrides(algo: RLAlgorithm) -> list[str]:
         "data.dataloader_num_workers=0",
     ]
     if algo.uses_critic:
-        out += ["critic.strategy=fsdp2", "critic.model.use_remove_padding=False",
-                "+critic.model.override_config.attn_implementation=sdpa"]
+        out += [
+            "critic.strategy=fsdp2",
+            "critic.model.use_remove_padding=False",
+            "+critic.model.override_config.attn_implementation=sdpa",
+        ]
     return out
 
 

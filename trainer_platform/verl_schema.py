@@ -54,8 +54,11 @@ def compose_verl_config(config_dir: Path, config_name: str, overrides: list[str]
     except (HydraException, OmegaConfBaseException) as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         bad = next((o for o in overrides if o.split("=", 1)[0].lstrip("+~") in text), "")
-        raise SpecError(f"verl override {bad}" if bad else "verl overrides", f"verl's config rejects it: {text}",
-                        "check the key against verl's config (python -m verl.trainer.main_ppo --cfg job)") from None
+        raise SpecError(
+            f"verl override {bad}" if bad else "verl overrides",
+            f"verl's config rejects it: {text}",
+            "check the key against verl's config (python -m verl.trainer.main_ppo --cfg job)",
+        ) from None
     finally:
         GlobalHydra.instance().clear()
 

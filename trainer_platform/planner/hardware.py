@@ -36,7 +36,10 @@ def detect_hardware() -> Hardware:
     try:
         out = subprocess.run(
             [smi, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=20, check=True,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return Hardware(gpus=(), gpu_memory_gib=0.0, cpu_cores=cores)

@@ -70,16 +70,30 @@ def plan(spec: RunSpec, hardware: Hardware | None = None, engines: tuple[str, ..
     assert gpus_per_node is not None, "presets other than auto name their GPU count"
     engine, tp = _rollout(spec, platform, gpus_per_node, memory, engines, notes)
     micro = _micro_batch(spec, platform, gpus_per_node * compute.nodes, notes)
-    return Plan(platform=platform, accelerator=accelerator, nnodes=compute.nodes, gpus_per_node=gpus_per_node,
-                gpu_memory_gib=memory, rollout_engine=engine, rollout_tp=tp, micro_batch_size_per_gpu=micro,
-                notes=tuple(notes))
+    return Plan(
+        platform=platform,
+        accelerator=accelerator,
+        nnodes=compute.nodes,
+        gpus_per_node=gpus_per_node,
+        gpu_memory_gib=memory,
+        rollout_engine=engine,
+        rollout_tp=tp,
+        micro_batch_size_per_gpu=micro,
+        notes=tuple(notes),
+    )
 
 
-def _rollout(spec: RunSpec, platform: str, gpus_per_node: int, memory: float | None,
-             engines: tuple[str, ...] | None, notes: list[str]) -> tuple[str | None, int]:
+def _rollout(
+    spec: RunSpec,
+    platform: str,
+    gpus_per_node: int,
+    memory: float | None,
+    engines: tuple[str, ...] | None,
+    notes: list[str],
+) -> tuple[str | None, int]:
     if not isinstance(spec.algorithm, RLAlgorithm):
         return None, 1
-    engine = spec.compute.rollout_engine
+    engine: str = spec.compute.rollout_engine
     if engine == "auto":
         found = installed_rollout_engines() if engines is None else engines
         if platform == "cpu":
@@ -92,14 +106,20 @@ def _rollout(spec: RunSpec, platform: str, gpus_per_node: int, memory: float | N
             engine = "hf"
             notes.append("rollout: hf (transformers) - no vLLM or SGLang installed; install one for fast rollouts")
     if platform == "cpu" and engine != "hf":
-        raise SpecError("compute.rollout_engine", f"{engine} needs a GPU but this run is on CPU",
-                        "use compute.rollout_engine=hf (or auto) on CPU")
+        raise SpecError(
+            "compute.rollout_engine",
+            f"{engine} needs a GPU but this run is on CPU",
+            "use compute.rollout_engine=hf (or auto) on CPU",
+        )
     if engine == "hf" or platform == "cpu":
         return engine, 1
     tp = spec.compute.rollout_tp or _rollout_tp(spec, gpus_per_node, memory)
     if gpus_per_node % tp:
-        raise SpecError("compute.rollout_tp", f"{tp} does not divide the {gpus_per_node} GPUs per node",
-                        f"use a divisor of {gpus_per_node}")
+        raise SpecError(
+            "compute.rollout_tp",
+            f"{tp} does not divide the {gpus_per_node} GPUs per node",
+            f"use a divisor of {gpus_per_node}",
+        )
     if spec.compute.rollout_tp is None:
         notes.append(f"rollout tensor parallel: {tp} (bf16 weights take at most a quarter of each GPU)")
     return engine, tp
