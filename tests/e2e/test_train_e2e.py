@@ -1,0 +1,96 @@
+"""`python train.py` end to end on this CPU machine: real verl, the tiny model, the run directory as the record."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def train(*args: str, cwd: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **(extra_env or {})}
+    res = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "train.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    return res
+
+
+def run_dir_of(res: subprocess.CompletedProcess[str]) -> Path:
+    return Path(res.stdout.strip().splitlines()[-1].removeprefix("run dir: "))
+
+
+def steps_with(run: Path, key: str) -> list[int]:
+    from trainer_platform.runs import RunDir
+
+    return [r["step"] for r in RunDir.open(run).read_metrics() if key in r["data"]]
+
+
+def test_default_job_trains_and_records_the_run(tmp_path: Path) -> None:
+    res = train("name=default", cwd=tmp_path)
+    run = run_dir_of(res)
+    assert run == tmp_path / "runs" / "default"
+    assert steps_with(run, "train/loss") == [1, 2, 3, 4, 5]
+    from trainer_platform.runs import RunDir
+
+    rd = RunDir.open(run)
+    losses = [r["data"]["train/loss"] for r in rd.read_metrics() if "train/loss" in r["data"]]
+    assert all(loss == loss and loss < 100 for loss in losses) and losses[-1] < losses[0]
+    assert rd.last_checkpoint_step() == 5 and (run / "checkpoints" / "global_step_5").is_dir()
+    status = rd.read_status()
+    assert status.state == "succeeded" and status.exit_code == 0
+    record = rd.read_record()
+    assert record["versions"]["verl"] == "0.9.1" and "torch" in record["versions"]
+    assert (run / "train.log").read_text().count("train/loss") >= 5
+    cli = subprocess.run(
+        [sys.executable, "-m", "trainer_platform.cli", "status", str(run)], capture_output=True, text=True, timeout=60
+    )
+    assert cli.returncode == 0 and "succeeded" in cli.stdout
+
+
+def test_resume_continues_from_the_last_checkpoint(tmp_path: Path) -> None:
+    first = run_dir_of(train("name=resumable", "train.steps=3", cwd=tmp_path))
+    assert steps_with(first, "train/loss") == [1, 2, 3]
+    second = run_dir_of(train("resume=true", f"resume_dir={first}", "train.steps=5", cwd=tmp_path))
+    assert second == first
+    assert steps_with(first, "train/loss") == [1, 2, 3, 4, 5]  # steps 4-5 added; 1-3 not rerun
+    log = (first / "train.log").read_text()
+    assert "global_step_3" in log and log.count("step:1 -") == 1
+    from trainer_platform.runs import RunDir
+
+    assert RunDir.open(first).last_checkpoint_step() == 5
+
+
+def test_wandb_offline_logs_history_and_resumes_the_same_run(tmp_path: Path) -> None:
+    import wandb_offline
+
+    secret = "sk-test-secret-0123456789"
+    env = {"WANDB_API_KEY": secret, "WANDB_MODE": ""}
+    run = run_dir_of(
+        train("name=wb", "logger=wandb", "logger.wandb.mode=offline", "train.steps=2", cwd=tmp_path, extra_env=env)
+    )
+    run_id = (run / "wandb_id.txt").read_text().strip()
+    files = sorted((run / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(files) == 1 and files[0].name == f"run-{run_id}.wandb"
+    rows = wandb_offline.history(files[0])
+    assert [r["train/loss"] for r in rows if "train/loss" in r] and {r.get("_step") for r in rows} >= {1, 2}
+    assert wandb_offline.run_ids(files[0]) == {run_id}
+    train("resume=true", f"resume_dir={run}", "train.steps=3", cwd=tmp_path, extra_env=env)
+    files = sorted((run / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(files) == 2 and all(f.name == f"run-{run_id}.wandb" for f in files)
+    assert any(r.get("_step") == 3 for r in wandb_offline.history(files[-1]))
+    for path in run.rglob("*"):
+        if path.is_file() and path.stat().st_size < 50_000_000:
+            assert secret.encode() not in path.read_bytes(), f"secret leaked into {path}"
