@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,11 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path: Path, args: list[str],
 def test_help(tmp_path: Path) -> None:
     res = train("--help", cwd=tmp_path)
     assert res.returncode == 0 and "dry_run=true" in res.stdout
+
+
+@pytest.mark.parametrize("experiment", ["grpo_qwen2_5_7b_gsm8k", "ppo_qwen2_5_3b_gsm8k", "gspo_qwen3_8b_gsm8k"])
+def test_named_experiments_dry_run(tmp_path: Path, gsm8k_dir: Path, experiment: str) -> None:
+    env = {**os.environ, "GSM8K_DIR": str(gsm8k_dir)}
+    res = train(f"+experiment={experiment}", "dry_run=true", cwd=tmp_path, env=env)
+    assert res.returncode == 0, res.stderr
+    assert "python -m verl.trainer.main_ppo" in res.stdout and "WANDB_RUN_ID=" in res.stdout
