@@ -1,0 +1,109 @@
+"""The job builder is pure: spec + plan + inputs -> one VerlJob. Env, argv shape, quoting, W&B wiring."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from trainer_platform.batch import batch_math
+from trainer_platform.compose import compose_config
+from trainer_platform.pipeline import launch_script, resolve_wandb_mode
+from trainer_platform.planner import Hardware, plan
+from trainer_platform.spec import RunSpec
+from trainer_platform.verl_job import JobInputs, build_job, total_steps
+
+CPU_BOX = Hardware(gpus=(), gpu_memory_gib=0.0, cpu_cores=2)
+
+
+def job_of(*overrides: str, run_dir: str = "/runs/r1", **inputs_kw: object):
+    spec = RunSpec.from_config(compose_config(list(overrides)))
+    p = plan(spec, hardware=CPU_BOX, engines=())
+    kw = {
+        "model_path": "/models/tiny",
+        "train_files": ("/d/train.parquet",),
+        "val_files": ("/d/val.parquet",),
+        "run_dir": run_dir,
+        "verl_ext_dir": "/repo/verl",
+        **inputs_kw,
+    }
+    return spec, build_job(spec, p, batch_math(spec, p), JobInputs(**kw))  # type: ignore[arg-type]
+
+
+def test_cpu_sft_job_loads_our_platform_through_verl_extension_points() -> None:
+    _, job = job_of()
+    assert job.env["VERL_USE_EXTERNAL_MODULES"] == "tp_cpu_platform"
+    assert job.env["VERL_PLATFORM"] == "tp_cpu" and job.env["PYTHONPATH"] == "/repo/verl"
+    assert job.env["VERL_FILE_LOGGER_PATH"] == "/runs/r1/metrics.jsonl" and job.env["WANDB_MODE"] == "disabled"
+    assert "trainer.device=cpu" in job.argv and "engine.strategy=fsdp2" in job.argv
+    assert job.entry_point == "verl.trainer.sft_trainer" and not job.uses_ray
+
+
+def test_cpu_rl_job_uses_the_hf_rollout_and_a_private_ray() -> None:
+    _, job = job_of("algorithm=grpo", "data=tiny_math")
+    assert job.env["VERL_USE_EXTERNAL_MODULES"] == "tp_cpu_platform,tp_hf_rollout"
+    assert "actor_rollout_ref.rollout.name=hf" in job.argv
+    assert "+ray_kwargs.ray_init.address=local" in job.argv and job.uses_ray
+    temp = next(a for a in job.argv if a.startswith("+ray_kwargs.ray_init._temp_dir="))
+    assert len(temp.split("=", 1)[1]) < 40  # Ray's unix sockets live under it: keep it short
+    assert job.env["RAY_AUTH_MODE"] == "disabled"
+
+
+def test_builtin_reward_points_into_the_verl_folder() -> None:
+    _, job = job_of("algorithm=grpo", "data=tiny_math")
+    assert "reward.custom_reward_function.path=/repo/verl/tp_rewards.py" in job.argv
+
+
+def test_dpo_runs_our_trainer_by_path_under_torchrun() -> None:
+    _, job = job_of("algorithm=dpo", "data=tiny_pref")
+    assert "/repo/verl/tp_dpo_trainer.py" in job.argv and "dpo.beta=0.1" in job.argv
+    assert job.argv[:3] == ("python", "-m", "torch.distributed.run")
+
+
+def test_paths_with_spaces_survive_hydra_and_the_shell() -> None:
+    _, job = job_of(run_dir="/runs/my run", model_path="/models/it's tiny")
+    assert "model.path='/models/it\\'s tiny'" in job.argv
+    assert shlex.split(job.shell_line())[-len(job.argv) :] == list(job.argv)
+
+
+def test_wandb_env_carries_the_run_identity_but_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", "sk-secret")
+    _, job = job_of(
+        "logger=wandb",
+        "logger.wandb.group=sweep1",
+        "logger.wandb.tags=[a,b]",
+        wandb_mode="offline",
+        wandb_run_id="abc12345",
+    )
+    env = job.env
+    assert (env["WANDB_MODE"], env["WANDB_RUN_ID"], env["WANDB_RESUME"]) == ("offline", "abc12345", "allow")
+    assert env["WANDB_RUN_GROUP"] == "sweep1" and env["WANDB_TAGS"] == "a,b" and env["WANDB_DIR"] == "/runs/r1"
+    assert "sk-secret" not in job.shell_line() and "WANDB_API_KEY" not in env
+    assert "trainer.logger=[console,wandb,file]" in job.argv
+
+
+def test_wandb_mode_auto(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    spec = RunSpec.from_config(compose_config(["logger=wandb"]))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    assert resolve_wandb_mode(spec) == "offline"
+    (tmp_path / "netrc").write_text("machine api.wandb.ai login user password x\n")
+    assert resolve_wandb_mode(spec) == "online"
+
+
+def test_passthrough_values_become_hydra_literals() -> None:
+    _, job = job_of("+verl.trainer.log_val_generations=3", "+verl.trainer.balance_batch=false")
+    assert "trainer.log_val_generations=3" in job.argv and "trainer.balance_batch=False" in job.argv
+
+
+def test_total_steps_from_epochs_and_rows() -> None:
+    spec = RunSpec.from_config(compose_config(["train.steps=null", "algorithm.epochs=2"]))
+    assert total_steps(spec, 256) == 2 * (256 // 32) and total_steps(spec, None) is None
+
+
+def test_launch_script_runs_the_job_from_its_run_dir() -> None:
+    _, job = job_of()
+    text = launch_script(job)
+    assert text.startswith("#!/usr/bin/env bash") and 'cd "$(dirname "$0")"' in text
+    assert text.strip().endswith(job.shell_line())
