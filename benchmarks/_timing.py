@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import time
@@ -40,28 +41,45 @@ class Case:
     # optional check after each run (e.g. the run really trained); raises on failure; not timed
     verify: Callable[[Invocation], None] | None = None
     times: list[float] = field(default_factory=list)
+    # CPU seconds (user + sys) of the command and every descendant it waited for, per repetition
+    cpu_times: list[float] = field(default_factory=list)
 
     @property
     def median(self) -> float:
         return statistics.median(self.times)
+
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu_times)
 
 
 class BenchmarkError(RuntimeError):
     """A timed command failed: the benchmark's numbers would be meaningless."""
 
 
-def time_invocation(inv: Invocation) -> float:
-    """Run `inv` to completion and return its wall time in seconds; raise BenchmarkError on a non-zero exit."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_invocation(inv: Invocation) -> tuple[float, float]:
+    """Run `inv` to completion; return (wall seconds, CPU seconds of it and its waited-for descendants).
+
+    Raises BenchmarkError on a non-zero exit. CPU time is far less sensitive than wall time to other load on a
+    shared machine, so it is reported next to the wall-time verdict.
+    """
     inv.cwd.mkdir(parents=True, exist_ok=True)
     inv.log.parent.mkdir(parents=True, exist_ok=True)
     with inv.log.open("wb") as out:
+        cpu_start = _children_cpu()
         start = time.perf_counter()
         proc = subprocess.run(list(inv.argv), cwd=inv.cwd, env=dict(inv.env), stdout=out, stderr=subprocess.STDOUT)
         elapsed = time.perf_counter() - start
+        cpu = _children_cpu() - cpu_start
     if proc.returncode != 0:
         tail = inv.log.read_text(errors="replace")[-3000:]
         raise BenchmarkError(f"exit {proc.returncode}: {' '.join(inv.argv)}\n--- {inv.log} (tail) ---\n{tail}")
-    return elapsed
+    return elapsed, cpu
 
 
 def run_interleaved(cases: Sequence[Case], reps: int, *, quiet: bool = False) -> None:
@@ -69,12 +87,13 @@ def run_interleaved(cases: Sequence[Case], reps: int, *, quiet: bool = False) ->
     for rep in range(reps):
         for case in cases:
             inv = case.prepare(rep)
-            seconds = time_invocation(inv)
+            seconds, cpu = time_invocation(inv)
             if case.verify is not None:
                 case.verify(inv)
             case.times.append(seconds)
+            case.cpu_times.append(cpu)
             if not quiet:
-                print(f"  rep {rep + 1}/{reps}  {case.name:<10} {seconds:8.2f} s", flush=True)
+                print(f"  rep {rep + 1}/{reps}  {case.name:<10} {seconds:8.2f} s wall {cpu:8.2f} s cpu", flush=True)
 
 
 def cpu_model() -> str:
@@ -117,9 +136,12 @@ def print_table(cases: Sequence[Case], ratio: float, target: float) -> None:
     header = f"{'':<12}" + "".join(f"{'rep ' + str(i + 1):>10}" for i in range(reps)) + f"{'median':>10}"
     print(header)
     for c in cases:
-        print(f"{c.name:<12}" + "".join(f"{t:>10.2f}" for t in c.times) + f"{c.median:>10.2f}")
+        print(f"{c.name + ' wall':<12}" + "".join(f"{t:>10.2f}" for t in c.times) + f"{c.median:>10.2f}")
+    for c in cases:
+        print(f"{c.name + ' cpu':<12}" + "".join(f"{t:>10.2f}" for t in c.cpu_times) + f"{c.cpu_median:>10.2f}")
     verdict = "PASS" if ratio <= target else "FAIL"
-    print(f"ratio {cases[0].name}/{cases[1].name} = {ratio:.3f}  (target <= {target})  {verdict}")
+    print(f"wall ratio {cases[0].name}/{cases[1].name} = {ratio:.3f}  (target <= {target})  {verdict}")
+    print(f"cpu ratio  {cases[0].name}/{cases[1].name} = {cases[0].cpu_median / cases[1].cpu_median:.3f}  (info)")
 
 
 def record_result(key: str, row: Sequence[str]) -> None:

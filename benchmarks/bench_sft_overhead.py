@@ -123,6 +123,7 @@ def main() -> int:
                 f"{platform_case.median:.2f}",
                 f"{anchor_case.median:.2f}",
                 f"{ratio:.3f}",
+                f"{platform_case.cpu_median / anchor_case.cpu_median:.3f}",
                 "pass" if ratio <= TARGET else "FAIL",
             ],
         )
