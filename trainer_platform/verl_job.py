@@ -134,7 +134,8 @@ def _sft_overrides(spec: RunSpec, algo: SFTAlgorithm, plan: Plan, batch: BatchMa
         *_trainer(spec, plan, inputs, steps),
     ]
     if plan.on_cpu:
-        out += _cpu_engine_overrides("engine", "model")
+        # dataloader workers only compete with the trainer for the few cores a CPU run has
+        out += [*_cpu_engine_overrides("engine", "model"), "data.num_workers=0"]
     return out
 
 
