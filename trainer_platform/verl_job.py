@@ -279,12 +279,20 @@ def _cpu_engine_overrides(engine: str, model: str) -> list[str]:
 
 
 def _cpu_rl_overrides(algo: RLAlgorithm) -> list[str]:
+    """What verl's RL workers need on CPU (measured: each is missing -> a distinct failure)."""
     arr = "actor_rollout_ref"
     out = [
+        # FSDP1 refuses CPU parameters with sync_module_states; remove-padding needs flash-attn's varlen kernels
         f"{arr}.actor.strategy=fsdp2",
         f"{arr}.ref.strategy=fsdp2",
         f"{arr}.model.use_remove_padding=False",
         f"+{arr}.model.override_config.attn_implementation=sdpa",
+        # a forward-only ref is wrapped with FSDP2's pinned-memory CPU offload, which needs an accelerator; as a
+        # trainable engine it needs an optimizer config (never stepped: AdamW state is allocated lazily)
+        f"{arr}.ref.fsdp_config.forward_only=False",
+        f"+{arr}.ref.optim=${{{arr}.actor.optim}}",
+        # one agent-loop worker and no dataloader workers: each extra process only competes for the few cores
+        f"{arr}.rollout.agent.num_workers=1",
         "data.dataloader_num_workers=0",
     ]
     if algo.uses_critic:
