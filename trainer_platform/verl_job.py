@@ -291,8 +291,9 @@ def _cpu_rl_overrides(algo: RLAlgorithm) -> list[str]:
         # trainable engine it needs an optimizer config (never stepped: AdamW state is allocated lazily)
         f"{arr}.ref.fsdp_config.forward_only=False",
         f"+{arr}.ref.optim=${{{arr}.actor.optim}}",
-        # one agent-loop worker and no dataloader workers: each extra process only competes for the few cores
+        # one agent-loop and one reward worker, no dataloader workers: extra processes only compete for cores
         f"{arr}.rollout.agent.num_workers=1",
+        "reward.num_workers=1",
         "data.dataloader_num_workers=0",
     ]
     if algo.uses_critic:
