@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from conftest import REPO_ROOT
 
 YAMLS = sorted((REPO_ROOT / "conf").rglob("*.yaml"))

@@ -15,8 +15,15 @@ from conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
-COMMON = ["actor/entropy", "actor/pg_loss", "critic/score/mean", "critic/rewards/mean", "response_length/mean",
-          "timing_s/gen", "timing_s/update_actor"]
+COMMON = [
+    "actor/entropy",
+    "actor/pg_loss",
+    "critic/score/mean",
+    "critic/rewards/mean",
+    "response_length/mean",
+    "timing_s/gen",
+    "timing_s/update_actor",
+]
 EXPECTED = {
     "grpo": [*COMMON, "actor/kl_loss", "timing_s/ref"],
     "gspo": COMMON,
@@ -28,8 +35,14 @@ EXPECTED = {
 
 
 def train(*args: str, cwd: Path) -> Path:
-    res = subprocess.run([sys.executable, str(REPO_ROOT / "train.py"), *args], cwd=cwd, capture_output=True,
-                         text=True, timeout=900, env=dict(os.environ))
+    res = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "train.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=dict(os.environ),
+    )
     assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-3000:]
     return Path(res.stdout.strip().splitlines()[-1].removeprefix("run dir: "))
 
