@@ -1,4 +1,4 @@
-"""Benchmark: the default `python train.py` (tiny SFT on CPU, a few steps) end to end vs its verl command run directly.
+"""Benchmark: `python train.py algorithm=sft data=tiny_sft` (tiny SFT on CPU, a few steps) end to end vs its verl command run directly.
 
     .venv/bin/python benchmarks/bench_sft_overhead.py [--reps 3] [--no-readme]
 
@@ -43,7 +43,10 @@ METRICS_ENV = "VERL_FILE_LOGGER_PATH"
 def platform_invocation(work: Path, tag: str) -> Invocation:
     cwd = work / f"platform-{tag}"
     return Invocation(
-        argv=[sys.executable, str(REPO_ROOT / "train.py")], cwd=cwd, env=dict(os.environ), log=cwd / "stdout.log"
+        argv=[sys.executable, str(REPO_ROOT / "train.py"), "algorithm=sft", "data=tiny_sft"],
+        cwd=cwd,
+        env=dict(os.environ),
+        log=cwd / "stdout.log",
     )
 
 

@@ -32,7 +32,7 @@ def job_of(*overrides: str, run_dir: str = "/runs/r1", **inputs_kw: object):
 
 
 def test_cpu_sft_job_loads_our_platform_through_verl_extension_points() -> None:
-    _, job = job_of()
+    _, job = job_of("algorithm=sft", "data=tiny_sft")
     assert job.env["VERL_USE_EXTERNAL_MODULES"] == "tp_cpu_platform"
     assert job.env["VERL_PLATFORM"] == "tp_cpu" and job.env["PYTHONPATH"] == "/repo/verl"
     assert job.env["VERL_FILE_LOGGER_PATH"] == "/runs/r1/metrics.jsonl" and job.env["WANDB_MODE"] == "disabled"
@@ -41,7 +41,7 @@ def test_cpu_sft_job_loads_our_platform_through_verl_extension_points() -> None:
 
 
 def test_cpu_rl_job_uses_the_hf_rollout_and_a_private_ray() -> None:
-    _, job = job_of("algorithm=grpo", "data=tiny_math")
+    _, job = job_of()  # the default job: GRPO on tiny_math
     assert job.env["VERL_USE_EXTERNAL_MODULES"] == "tp_cpu_platform,tp_hf_rollout"
     assert "actor_rollout_ref.rollout.name=hf" in job.argv
     assert "+ray_kwargs.ray_init.address=local" in job.argv and job.uses_ray
@@ -62,7 +62,7 @@ def test_dpo_runs_our_trainer_by_path_under_torchrun() -> None:
 
 
 def test_paths_with_spaces_survive_hydra_and_the_shell() -> None:
-    _, job = job_of(run_dir="/runs/my run", model_path="/models/it's tiny")
+    _, job = job_of("algorithm=sft", "data=tiny_sft", run_dir="/runs/my run", model_path="/models/it's tiny")
     assert "model.path='/models/it\\'s tiny'" in job.argv
     assert shlex.split(job.shell_line())[-len(job.argv) :] == list(job.argv)
 
@@ -98,7 +98,9 @@ def test_passthrough_values_become_hydra_literals() -> None:
 
 
 def test_total_steps_from_epochs_and_rows() -> None:
-    spec = RunSpec.from_config(compose_config(["train.steps=null", "algorithm.epochs=2"]))
+    spec = RunSpec.from_config(
+        compose_config(["algorithm=sft", "data=tiny_sft", "train.steps=null", "algorithm.epochs=2"])
+    )
     assert total_steps(spec, 256) == 2 * (256 // 32) and total_steps(spec, None) is None
 
 
@@ -107,3 +109,9 @@ def test_launch_script_runs_the_job_from_its_run_dir() -> None:
     text = launch_script(job)
     assert text.startswith("#!/usr/bin/env bash") and 'cd "$(dirname "$0")"' in text
     assert text.strip().endswith(job.shell_line())
+
+
+def test_cpu_ppo_loads_the_value_model_without_flash_attn() -> None:
+    _, job = job_of("algorithm=ppo", "data=tiny_math")
+    assert job.env["VERL_USE_EXTERNAL_MODULES"] == "tp_cpu_platform,tp_hf_rollout,tp_cpu_valuehead"
+    assert "critic.strategy=fsdp2" in job.argv

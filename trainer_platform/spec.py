@@ -76,7 +76,7 @@ class CriticSettings(_Strict):
 class FilterGroups(_Strict):
     enable: bool = True
     metric: Literal["acc", "score", "seq_reward", "seq_final_reward"] = "acc"
-    max_num_gen_batches: Annotated[int, Field(ge=0)] = 10
+    max_inflight_gen_batches: PositiveInt = 1
 
 
 class OverlongBuffer(_Strict):

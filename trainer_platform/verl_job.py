@@ -22,6 +22,7 @@ RL_ENTRY = "verl.trainer.main_ppo"
 DPO_SCRIPT = "tp_dpo_trainer.py"
 CPU_PLATFORM_MODULE = "tp_cpu_platform"
 HF_ROLLOUT_MODULE = "tp_hf_rollout"
+CPU_VALUEHEAD_MODULE = "tp_cpu_valuehead"
 BUILTIN_REWARD = "tp_rewards.py"
 # a checkpoint at the end only: verl RL saves on the last step when save_freq > 0
 _SAVE_AT_END_ONLY = 1_000_000
@@ -245,7 +246,7 @@ def _reward_overrides(spec: RunSpec, algo: RLAlgorithm, inputs: JobInputs) -> li
         out += [
             f"algorithm.filter_groups.enable={fg.enable}",
             f"algorithm.filter_groups.metric={fg.metric}",
-            f"algorithm.filter_groups.max_num_gen_batches={fg.max_num_gen_batches}",
+            f"algorithm.filter_groups.max_inflight_gen_batches={fg.max_inflight_gen_batches}",
         ]
     if algo.name == "dapo":
         out.append("reward.reward_manager.name=dapo")
@@ -253,12 +254,19 @@ def _reward_overrides(spec: RunSpec, algo: RLAlgorithm, inputs: JobInputs) -> li
         ob = algo.overlong_buffer
         out += [
             f"+reward.reward_kwargs.overlong_buffer_cfg.enable={ob.enable}",
-            f"+reward.reward_kwargs.overlong_buffer_cfg.len={min(ob.len, spec.data.max_response_length or ob.len)}",
+            f"+reward.reward_kwargs.overlong_buffer_cfg.len={_overlong_len(ob.len, spec.data.max_response_length)}",
             f"+reward.reward_kwargs.overlong_buffer_cfg.penalty_factor={ob.penalty_factor}",
             "+reward.reward_kwargs.overlong_buffer_cfg.log=True",
             f"+reward.reward_kwargs.max_resp_len={spec.data.max_response_length}",
         ]
     return out
+
+
+def _overlong_len(buffer: int, max_response: int | None) -> int:
+    """The overlong buffer must be shorter than the response budget: at most a quarter of it for short budgets."""
+    if max_response is None or buffer < max_response:
+        return buffer
+    return max(1, max_response // 4)
 
 
 def _ray_overrides(spec: RunSpec, plan: Plan, inputs: JobInputs) -> list[str]:
@@ -326,6 +334,8 @@ def _env(spec: RunSpec, plan: Plan, inputs: JobInputs) -> dict[str, str]:
         env.update({"VERL_PLATFORM": "tp_cpu", "VERL_ENGINE_DEVICE": "cuda"})
     if plan.rollout_engine == "hf":
         modules.append(HF_ROLLOUT_MODULE)
+    if plan.on_cpu and isinstance(spec.algorithm, RLAlgorithm) and spec.algorithm.uses_critic:
+        modules.append(CPU_VALUEHEAD_MODULE)  # verl hard-codes flash-attn for the value model
     if modules:
         env["VERL_USE_EXTERNAL_MODULES"] = ",".join(modules)
     if isinstance(spec.algorithm, RLAlgorithm) and spec.launcher.name == "local":

@@ -38,8 +38,8 @@ def steps_with(run: Path, key: str) -> list[int]:
     return [r["step"] for r in RunDir.open(run).read_metrics() if key in r["data"]]
 
 
-def test_default_job_trains_and_records_the_run(tmp_path: Path) -> None:
-    res = train("name=default", cwd=tmp_path)
+def test_tiny_sft_trains_and_records_the_run(tmp_path: Path) -> None:
+    res = train("algorithm=sft", "data=tiny_sft", "name=default", cwd=tmp_path)
     run = run_dir_of(res)
     assert run == tmp_path / "runs" / "default"
     assert steps_with(run, "train/loss") == [1, 2, 3, 4, 5]
@@ -61,7 +61,7 @@ def test_default_job_trains_and_records_the_run(tmp_path: Path) -> None:
 
 
 def test_resume_continues_from_the_last_checkpoint(tmp_path: Path) -> None:
-    first = run_dir_of(train("name=resumable", "train.steps=3", cwd=tmp_path))
+    first = run_dir_of(train("algorithm=sft", "data=tiny_sft", "name=resumable", "train.steps=3", cwd=tmp_path))
     assert steps_with(first, "train/loss") == [1, 2, 3]
     second = run_dir_of(train("resume=true", f"resume_dir={first}", "train.steps=5", cwd=tmp_path))
     assert second == first
@@ -79,7 +79,16 @@ def test_wandb_offline_logs_history_and_resumes_the_same_run(tmp_path: Path) -> 
     secret = "sk-test-secret-0123456789"
     env = {"WANDB_API_KEY": secret, "WANDB_MODE": ""}
     run = run_dir_of(
-        train("name=wb", "logger=wandb", "logger.wandb.mode=offline", "train.steps=2", cwd=tmp_path, extra_env=env)
+        train(
+            "algorithm=sft",
+            "data=tiny_sft",
+            "name=wb",
+            "logger=wandb",
+            "logger.wandb.mode=offline",
+            "train.steps=2",
+            cwd=tmp_path,
+            extra_env=env,
+        )
     )
     run_id = (run / "wandb_id.txt").read_text().strip()
     files = sorted((run / "wandb").glob("offline-run-*/run-*.wandb"))

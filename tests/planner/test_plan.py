@@ -38,7 +38,7 @@ def test_auto_with_gpus_but_no_engine_falls_back_to_hf_and_says_so() -> None:
 
 
 def test_sft_has_no_rollout() -> None:
-    p = plan(spec_of(), hardware=CPU_BOX)
+    p = plan(spec_of("algorithm=sft", "data=tiny_sft"), hardware=CPU_BOX)
     assert p.rollout_engine is None
 
 
@@ -82,7 +82,13 @@ def test_batch_math_shows_the_numbers() -> None:
 
 
 def test_sft_batch_must_split_over_ranks() -> None:
-    spec = spec_of("compute=8xh100", "algorithm.batch_size=36", "algorithm.micro_batch_size_per_gpu=1")
+    spec = spec_of(
+        "algorithm=sft",
+        "data=tiny_sft",
+        "compute=8xh100",
+        "algorithm.batch_size=36",
+        "algorithm.micro_batch_size_per_gpu=1",
+    )
     with pytest.raises(SpecError, match="does not split over 8 ranks"):
         batch_math(spec, plan(spec))
 
