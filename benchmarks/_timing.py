@@ -160,3 +160,26 @@ def record_result(key: str, row: Sequence[str]) -> None:
         body += "\n"
     body += "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |\n"
     README.write_text(text[: match.start(1)] + body + text[match.end(1) :])
+
+
+def report_ratio(key: str, platform: Case, anchor: Case, reps: int, target: float, *, readme: bool) -> int:
+    """Print the comparison, add a results row to the README (unless `readme` is False); exit code 0 if on target."""
+    ratio = platform.median / anchor.median
+    print()
+    print_table([platform, anchor], ratio, target)
+    verdict = "pass" if ratio <= target else "FAIL"
+    if readme:
+        cpu_ratio = platform.cpu_median / anchor.cpu_median
+        row = [
+            today(),
+            machine(),
+            load_average(),
+            str(reps),
+            f"{platform.median:.2f}",
+            f"{anchor.median:.2f}",
+            f"{ratio:.3f}",
+            f"{cpu_ratio:.3f}",
+            verdict,
+        ]
+        record_result(key, row)
+    return 0 if verdict == "pass" else 1

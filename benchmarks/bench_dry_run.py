@@ -28,12 +28,9 @@ from _timing import (  # noqa: E402
     Case,
     Invocation,
     load_average,
-    machine,
-    print_table,
-    record_result,
+    report_ratio,
     run_interleaved,
     time_invocation,
-    today,
 )
 
 TARGET = 0.3
@@ -107,25 +104,7 @@ def main() -> int:
         print(f"dry run vs main_ppo --cfg job, {args.reps} interleaved reps (load {load_average()})", flush=True)
         run_interleaved([platform_case, anchor_case], args.reps)
 
-    ratio = platform_case.median / anchor_case.median
-    print()
-    print_table([platform_case, anchor_case], ratio, TARGET)
-    if not args.no_readme:
-        record_result(
-            "dry_run",
-            [
-                today(),
-                machine(),
-                load_average(),
-                str(args.reps),
-                f"{platform_case.median:.2f}",
-                f"{anchor_case.median:.2f}",
-                f"{ratio:.3f}",
-                f"{platform_case.cpu_median / anchor_case.cpu_median:.3f}",
-                "pass" if ratio <= TARGET else "FAIL",
-            ],
-        )
-    return 0 if ratio <= TARGET else 1
+    return report_ratio("dry_run", platform_case, anchor_case, args.reps, TARGET, readme=not args.no_readme)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Benchmark: `python train.py algorithm=sft data=tiny_sft` (tiny SFT on CPU, a few steps) end to end vs its verl command run directly.
+"""Benchmark: `python train.py algorithm=sft data=tiny_sft` (tiny SFT on CPU) vs its verl command run directly.
 
     .venv/bin/python benchmarks/bench_sft_overhead.py [--reps 3] [--no-readme]
 
@@ -27,12 +27,9 @@ from _timing import (  # noqa: E402
     Case,
     Invocation,
     load_average,
-    machine,
-    print_table,
-    record_result,
+    report_ratio,
     run_interleaved,
     time_invocation,
-    today,
 )
 
 TARGET = 1.10
@@ -112,25 +109,7 @@ def main() -> int:
         print(f"train.py vs direct verl SFT, {args.reps} interleaved reps (load {load_average()})", flush=True)
         run_interleaved([platform_case, anchor_case], args.reps)
 
-    ratio = platform_case.median / anchor_case.median
-    print()
-    print_table([platform_case, anchor_case], ratio, TARGET)
-    if not args.no_readme:
-        record_result(
-            "sft_overhead",
-            [
-                today(),
-                machine(),
-                load_average(),
-                str(args.reps),
-                f"{platform_case.median:.2f}",
-                f"{anchor_case.median:.2f}",
-                f"{ratio:.3f}",
-                f"{platform_case.cpu_median / anchor_case.cpu_median:.3f}",
-                "pass" if ratio <= TARGET else "FAIL",
-            ],
-        )
-    return 0 if ratio <= TARGET else 1
+    return report_ratio("sft_overhead", platform_case, anchor_case, args.reps, TARGET, readme=not args.no_readme)
 
 
 if __name__ == "__main__":

@@ -63,8 +63,7 @@ def _train_files(spec: RunSpec) -> tuple[str, ...]:
 
 def _val_files(spec: RunSpec) -> tuple[str, ...]:
     if spec.data.builtin is not None:
-        rows = spec.data.builtin_rows
-        return (str(_builtin_data(spec).val),) if rows is None or rows.val > 0 else ()
+        return (str(_builtin_data(spec).val),)
     return tuple(str(Path(f).expanduser().resolve()) for f in spec.data.val_files or ())
 
 

@@ -154,7 +154,7 @@ class ModelSpec(_Strict):
 
 class BuiltinRows(_Strict):
     train: PositiveInt = 256
-    val: Annotated[int, Field(ge=0)] = 32
+    val: PositiveInt = 32
     seed: int = 0
 
 

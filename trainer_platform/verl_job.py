@@ -56,7 +56,7 @@ def build_job(spec: RunSpec, plan: Plan, batch: BatchMath, inputs: JobInputs) ->
     """Translate a validated spec into exactly one verl job."""
     algo = spec.algorithm
     if isinstance(algo, SFTAlgorithm):
-        overrides = _sft_overrides(spec, algo, plan, batch, inputs)
+        overrides = _engine_trainer_overrides(spec, algo, plan, batch, inputs)
         argv = _torchrun(plan) + ["-m", SFT_ENTRY]
         entry, uses_ray = SFT_ENTRY, False
     elif isinstance(algo, DPOAlgorithm):
@@ -119,8 +119,10 @@ def _trainer(spec: RunSpec, plan: Plan, inputs: JobInputs, steps: int | None) ->
     return [o for o in out if o]
 
 
-def _sft_overrides(spec: RunSpec, algo: SFTAlgorithm, plan: Plan, batch: BatchMath, inputs: JobInputs) -> list[str]:
-    steps = total_steps(spec, inputs.train_rows)
+def _engine_trainer_overrides(
+    spec: RunSpec, algo: SFTAlgorithm | DPOAlgorithm, plan: Plan, batch: BatchMath, inputs: JobInputs
+) -> list[str]:
+    """Keys of verl's `sft_trainer_engine` config, which both verl's SFT trainer and our DPO trainer compose."""
     out = [
         f"data.train_files={_list(inputs.train_files)}",
         f"data.val_files={_list(inputs.val_files) if inputs.val_files else 'null'}",
@@ -132,7 +134,7 @@ def _sft_overrides(spec: RunSpec, algo: SFTAlgorithm, plan: Plan, batch: BatchMa
         f"model.enable_gradient_checkpointing={spec.model.gradient_checkpointing}",
         *_optim("optim", algo.lr, algo.weight_decay, algo.warmup_ratio, algo.grad_clip, algo.lr_schedule),
         f"trainer.save_freq={spec.train.save_every or -1}",
-        *_trainer(spec, plan, inputs, steps),
+        *_trainer(spec, plan, inputs, total_steps(spec, inputs.train_rows)),
     ]
     if plan.on_cpu:
         # dataloader workers only compete with the trainer for the few cores a CPU run has
@@ -142,31 +144,17 @@ def _sft_overrides(spec: RunSpec, algo: SFTAlgorithm, plan: Plan, batch: BatchMa
 
 def _dpo_overrides(spec: RunSpec, algo: DPOAlgorithm, plan: Plan, batch: BatchMath, inputs: JobInputs) -> list[str]:
     """Our DPO trainer (verl/tp_dpo_trainer.py) composes verl's sft_trainer_engine plus `dpo.*` and pair keys."""
-    steps = total_steps(spec, inputs.train_rows)
     out = [
-        f"data.train_files={_list(inputs.train_files)}",
-        f"data.val_files={_list(inputs.val_files) if inputs.val_files else 'null'}",
-        f"data.train_batch_size={algo.batch_size}",
-        f"data.micro_batch_size_per_gpu={batch.micro_batch_size_per_gpu}",
+        *_engine_trainer_overrides(spec, algo, plan, batch, inputs),
+        # micro batches counted in whole pairs
         "data.use_dynamic_bsz=False",
-        f"data.max_length={spec.data.max_length}",
-        f"model.path={_q(inputs.model_path)}",
-        f"model.trust_remote_code={spec.model.trust_remote_code}",
-        f"model.enable_gradient_checkpointing={spec.model.gradient_checkpointing}",
-        *_optim("optim", algo.lr, algo.weight_decay, algo.warmup_ratio, algo.grad_clip, algo.lr_schedule),
         f"dpo.beta={algo.beta}",
         f"dpo.loss_type={algo.loss_type}",
         f"dpo.label_smoothing={algo.label_smoothing}",
-        f"trainer.save_freq={spec.train.save_every or -1}",
-        *_trainer(spec, plan, inputs, steps),
     ]
     if plan.on_cpu:
         # fp32 compute on CPU: summed log-prob margins are too coarse in bf16 for the DPO loss to be exact
-        out += [
-            *_cpu_engine_overrides("engine", "model"),
-            "+engine.mixed_precision.param_dtype=fp32",
-            "data.num_workers=0",
-        ]
+        out.append("+engine.mixed_precision.param_dtype=fp32")
     return out
 
 

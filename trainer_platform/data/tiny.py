@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from trainer_platform.cache import build_once
 from trainer_platform.paths import cache_dir
 
 # Bump whenever the generated content changes: it is part of the cache key.
@@ -175,22 +173,11 @@ def ensure_tiny_dataset(
         raise ValueError(f"unknown tiny dataset kind {kind!r}; choose one of {', '.join(TINY_KINDS)}")
     if n_train < 1 or n_val < 1:
         raise ValueError(f"n_train and n_val must be positive, got {n_train} and {n_val}")
-    parent = (cache_root or cache_dir()) / "data"
-    target = parent / f"tiny-{kind}-{_recipe_hash(kind, n_train, n_val, seed)}"
-    result = TinyDataset(kind=kind, train=target / "train.parquet", val=target / "val.parquet")
-    if target.is_dir():
-        return result
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
-    try:
-        _write_parquet(build_rows(kind, "train", n_train, seed), tmp / "train.parquet")
-        _write_parquet(build_rows(kind, "val", n_val, seed), tmp / "val.parquet")
-        os.chmod(tmp, 0o755)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not target.is_dir():  # not a lost race: a real error
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return result
+    target = (cache_root or cache_dir()) / "data" / f"tiny-{kind}-{_recipe_hash(kind, n_train, n_val, seed)}"
+
+    def build(folder: Path) -> None:
+        _write_parquet(build_rows(kind, "train", n_train, seed), folder / "train.parquet")
+        _write_parquet(build_rows(kind, "val", n_val, seed), folder / "val.parquet")
+
+    build_once(target, build)
+    return TinyDataset(kind=kind, train=target / "train.parquet", val=target / "val.parquet")

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from trainer_platform.cache import build_once
 from trainer_platform.data.tiny import GENERATOR_VERSION, corpus_lines
 from trainer_platform.paths import cache_dir
 
@@ -170,19 +168,4 @@ def tiny_model_dir(cache_root: Path | None = None) -> Path:
 
 def ensure_tiny_model(cache_root: Path | None = None) -> Path:
     """Build the tiny model if it is not there yet and return its folder (loadable with AutoModelForCausalLM)."""
-    target = tiny_model_dir(cache_root)
-    if target.is_dir():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        build_tiny_model(tmp)
-        os.chmod(tmp, 0o755)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not target.is_dir():  # not a lost race: a real error
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return build_once(tiny_model_dir(cache_root), build_tiny_model)
