@@ -103,3 +103,32 @@ def test_wandb_offline_logs_history_and_resumes_the_same_run(tmp_path: Path) -> 
     for path in run.rglob("*"):
         if path.is_file() and path.stat().st_size < 50_000_000:
             assert secret.encode() not in path.read_bytes(), f"secret leaked into {path}"
+
+
+DPO_METRICS = [
+    "train/loss",
+    "train/rewards/chosen",
+    "train/rewards/rejected",
+    "train/rewards/margin",
+    "train/rewards/accuracy",
+    "train/lr",
+    "train/grad_norm",
+]
+
+
+def test_dpo_through_train_py_trains_checkpoints_and_resumes(tmp_path: Path) -> None:
+    import math
+
+    from trainer_platform.runs import RunDir
+
+    run = run_dir_of(train("algorithm=dpo", "data=tiny_pref", "name=dpo", "train.steps=2", cwd=tmp_path))
+    rd = RunDir.open(run)
+    train_records = [r for r in rd.read_metrics() if "train/loss" in r["data"]]
+    assert [r["step"] for r in train_records] == [1, 2]
+    for record in train_records:
+        assert all(math.isfinite(float(record["data"][k])) for k in DPO_METRICS), record
+    assert abs(train_records[0]["data"]["train/loss"] - math.log(2)) < 1e-3  # policy == reference at step 1
+    assert rd.last_checkpoint_step() == 2
+    train("resume=true", f"resume_dir={run}", "train.steps=3", cwd=tmp_path)
+    assert steps_with(run, "train/rewards/margin") == [1, 2, 3]
+    assert rd.last_checkpoint_step() == 3
