@@ -36,7 +36,8 @@ EXPECTED = {
 
 # per algorithm: what it needs on the random tiny model (the default job is GRPO on tiny_math, so grpo needs nothing)
 ARGS = {
-    "grpo": [],
+    # an entropy bonus guarantees a non-zero gradient even when no response earns a reward
+    "grpo": ["algorithm.entropy_coef=0.01"],
     # a random model never answers right, so accuracy never varies within a group and dynamic sampling would
     # regenerate forever; the length-shaped (overlong-penalised) reward does vary
     "dapo": ["algorithm=dapo", "algorithm.rollout_n=4", "algorithm.filter_groups.metric=seq_reward"],
@@ -73,6 +74,11 @@ def test_rl_algorithm_trains_checkpoints_and_resumes(algo: str, tmp_path: Path) 
         assert not bad, f"step {record['step']}: non-finite {bad}"
     assert rd.last_checkpoint_step() == 2
     assert (run / "checkpoints" / "global_step_2" / "actor").is_dir()
+    if algo == "grpo":
+        # verl compares the rollout's log-probs with the actor's recomputation every step: after the step-1 update
+        # the hf rollout must already generate with the new weights
+        assert records[0]["data"]["actor/grad_norm"] > 0
+        assert all(r["data"]["training/rollout_probs_diff_max"] < 0.05 for r in records)
     if algo == "ppo":
         assert (run / "checkpoints" / "global_step_2" / "critic").is_dir()
 
