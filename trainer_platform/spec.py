@@ -75,7 +75,7 @@ class CriticSettings(_Strict):
 
 class FilterGroups(_Strict):
     enable: bool = True
-    metric: Literal["acc", "score", "seq_reward", "seq_final_reward"] = "acc"
+    metric: Annotated[str, Field(min_length=1)] = "acc"
     max_inflight_gen_batches: PositiveInt = 1
 
 

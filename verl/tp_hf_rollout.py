@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -27,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 ROLLOUT_NAME = "hf"
 ADAPTER_FQN = "tp_hf_rollout_adapter.HFServerAdapter"
+# How often verl's v1 replay buffer re-reads TransferQueue while it waits for a step's rollouts (its own default: 2 s).
+REPLAY_POLL_S = float(os.environ.get("TP_HF_ROLLOUT_REPLAY_POLL_S", "0.05"))
+_REPLAY_BUFFER_MODULE = "verl.trainer.ppo.v1.replay_buffer"
 
 
 class HFReplica(RolloutReplica):
@@ -61,6 +66,7 @@ class HFReplica(RolloutReplica):
                 replica_rank=self.replica_rank,
             )
         )
+        _shorten_replay_buffer_poll()
         await server.launch_server.remote()
         address, _port = await server.get_server_address.remote()
         self.servers = [server]
@@ -71,6 +77,32 @@ class HFReplica(RolloutReplica):
         """Drain in-flight requests, then sleep (kept for verl's call order; no memory is freed on CPU)."""
         await asyncio.gather(*[s.wait_for_requests_to_drain.remote() for s in self.servers])
         await super().sleep()
+
+
+def _shorten_replay_buffer_poll() -> None:
+    """Make verl's v1 trainer notice finished rollouts within `REPLAY_POLL_S` instead of its fixed 2 s.
+
+    `ReplayBuffer.sample` (the whole `timing_s/gen` of a v1 step) checks TransferQueue, then `time.sleep(2.0)`s until
+    the step's groups are finished, so every rollout took a multiple of 2 s however fast the engine was; `poll_interval`
+    is not a config key. Called from `launch_servers`, i.e. in the trainer's process once it has built its replay
+    buffer, so only jobs that use this rollout are affected. `poll_interval` is lowered only around verl's sleep (the
+    separate-async trainer's idle heuristic reads it too); a custom sampler's shorter interval is kept.
+    """
+    module = sys.modules.get(_REPLAY_BUFFER_MODULE)
+    if module is None or getattr(module.ReplayBuffer._wait_for_next_poll, "_tp_fast", False):
+        return
+    original = module.ReplayBuffer._wait_for_next_poll
+
+    def _wait_for_next_poll(self, partition_id: str, last_debug_time: float) -> float:
+        interval = self.poll_interval
+        self.poll_interval = min(interval, REPLAY_POLL_S)  # verl's own method sleeps it, then logs progress
+        try:
+            return original(self, partition_id, last_debug_time)
+        finally:
+            self.poll_interval = interval
+
+    _wait_for_next_poll._tp_fast = True  # type: ignore[attr-defined]
+    module.ReplayBuffer._wait_for_next_poll = _wait_for_next_poll
 
 
 def _load_hf_replica() -> type[RolloutReplica]:

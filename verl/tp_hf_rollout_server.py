@@ -30,8 +30,12 @@ from verl.workers.rollout.replica import RolloutMode, TokenOutput
 
 logger = logging.getLogger(__name__)
 
-# How long the batcher waits for more requests to join a batch after the first one arrives.
-BATCH_WINDOW_S = float(os.environ.get("TP_HF_ROLLOUT_BATCH_WINDOW_S", "0.02"))
+# A batch closes once no new request has arrived for this long (verl's agent loop submits a step's requests one by
+# one, spread over tens of milliseconds on a busy CPU) ...
+BATCH_WINDOW_S = float(os.environ.get("TP_HF_ROLLOUT_BATCH_WINDOW_S", "0.05"))
+# ... or once its first request has waited this long, or as soon as it holds as many requests as the previous wave of
+# concurrent requests did (a GRPO step sends the same number every time: batch size x n).
+BATCH_MAX_WAIT_S = float(os.environ.get("TP_HF_ROLLOUT_BATCH_MAX_WAIT_S", "0.5"))
 
 
 @dataclass
@@ -65,6 +69,10 @@ class HFRolloutServer:
         self._allowed: asyncio.Event | None = None
         self._rejecting = False
         self._inflight = 0
+        self._peak_inflight = 0  # most requests in flight at once since the server was last idle
+        self._expected = 0  # that peak for the previous wave: the batch size worth waiting for
+        self._arrived: asyncio.Event | None = None
+        self._idle: asyncio.Event | None = None
         self._pending_weights: int = 0
 
     # ---- lifecycle -------------------------------------------------------------------------------------------------
@@ -99,6 +107,9 @@ class HFRolloutServer:
         self._engine_lock = asyncio.Lock()
         self._allowed = asyncio.Event()
         self._allowed.set()
+        self._arrived = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._batcher = asyncio.create_task(self._batch_loop())
         logger.info("hf rollout server %s ready (%s, dtype=%s)", self.replica_rank, attn, self.config.dtype)
 
@@ -121,7 +132,12 @@ class HFRolloutServer:
         """Generate one response (verl's token-in/token-out contract; `max_tokens` defaults like vLLM's server)."""
         if image_data or video_data or audio_data:
             raise NotImplementedError("the hf rollout serves text-only models")
-        assert self._queue is not None and self._allowed is not None, "launch_server() was not called"
+        assert (
+            self._queue is not None
+            and self._allowed is not None
+            and self._idle is not None
+            and self._arrived is not None
+        ), "launch_server() was not called"
         prompt = [int(t) for t in prompt_ids]
         budget = min(self.config.response_length, self.config.prompt_length + self.config.response_length - len(prompt))
         if self.config.max_model_len:
@@ -133,11 +149,17 @@ class HFRolloutServer:
             await self._allowed.wait()
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._inflight += 1
+        self._peak_inflight = max(self._peak_inflight, self._inflight)
+        self._idle.clear()
         try:
-            await self._queue.put(_Request(prompt, spec, future))
+            self._queue.put_nowait(_Request(prompt, spec, future))
+            self._arrived.set()
             result: GenerationResult = await future
         finally:
             self._inflight -= 1
+            if not self._inflight:  # the wave is over: remember its size for the next one
+                self._expected, self._peak_inflight = self._peak_inflight, 0
+                self._idle.set()
         stop_reason = "aborted" if result.finish_reason == "abort" else "completed"
         return TokenOutput(
             token_ids=result.token_ids,
@@ -149,11 +171,7 @@ class HFRolloutServer:
     async def _batch_loop(self) -> None:
         assert self._queue is not None and self._engine_lock is not None and self.engine is not None
         while True:
-            first = await self._queue.get()
-            await asyncio.sleep(BATCH_WINDOW_S)
-            batch = [first]
-            while not self._queue.empty() and len(batch) < self.config.max_num_seqs:
-                batch.append(self._queue.get_nowait())
+            batch = await self._collect_batch(await self._queue.get())
             groups: dict[SamplingSpec, list[_Request]] = {}
             for req in batch:
                 groups.setdefault(req.spec, []).append(req)
@@ -172,6 +190,32 @@ class HFRolloutServer:
                     for r, res in zip(reqs, results, strict=True):
                         if not r.future.done():
                             r.future.set_result(res)
+
+    async def _collect_batch(self, first: _Request) -> list[_Request]:
+        """`first` plus the requests that join it: until the batch is full, has the previous wave's size, no request
+        arrived for `BATCH_WINDOW_S`, or `first` waited `BATCH_MAX_WAIT_S`."""
+        assert self._queue is not None and self._arrived is not None
+        loop = asyncio.get_running_loop()
+        cap = max(1, self.config.max_num_seqs)
+        target = min(cap, self._expected or cap)
+        batch = [first]
+        deadline = loop.time() + BATCH_MAX_WAIT_S
+        quiet_until = loop.time() + BATCH_WINDOW_S
+        while len(batch) < cap:
+            self._arrived.clear()
+            while not self._queue.empty() and len(batch) < cap:
+                batch.append(self._queue.get_nowait())
+                quiet_until = loop.time() + BATCH_WINDOW_S
+            timeout = min(deadline, quiet_until) - loop.time()
+            if len(batch) >= target or timeout <= 0:
+                break
+            try:
+                await asyncio.wait_for(self._arrived.wait(), timeout)
+            except TimeoutError:
+                break
+        while not self._queue.empty() and len(batch) < cap:
+            batch.append(self._queue.get_nowait())
+        return batch
 
     def _aborted(self) -> TokenOutput:
         return TokenOutput(token_ids=[], log_probs=None, stop_reason="aborted",
@@ -220,8 +264,8 @@ class HFRolloutServer:
         return None
 
     async def wait_for_requests_to_drain(self) -> None:
-        while self._inflight:
-            await asyncio.sleep(0.01)
+        if self._idle is not None:
+            await self._idle.wait()
 
     async def abort_all_requests(self, reject_request: bool = False, **kwargs: Any) -> dict[str, Any]:
         """Stop the running batch (its requests return partial output, stop_reason "aborted") and hold new ones."""

@@ -39,8 +39,8 @@ ARGS = {
     # an entropy bonus guarantees a non-zero gradient even when no response earns a reward
     "grpo": ["algorithm.entropy_coef=0.01"],
     # a random model never answers right, so accuracy never varies within a group and dynamic sampling would
-    # regenerate forever; the length-shaped (overlong-penalised) reward does vary
-    "dapo": ["algorithm=dapo", "algorithm.rollout_n=4", "algorithm.filter_groups.metric=seq_reward"],
+    # regenerate forever; the final reward (with the length-shaped overlong penalty) does vary
+    "dapo": ["algorithm=dapo", "data=tiny_math", "algorithm.rollout_n=4", "algorithm.filter_groups.metric=reward"],
 }
 
 
