@@ -26,6 +26,8 @@ class ProcInfo:
     state: str
     # process group id
     pgrp: int
+    # session id: a job started in its own session keeps it in every descendant that only changes its group
+    session: int
     # start time in clock ticks since boot: with the pid, identifies a process across pid reuse
     start_ticks: int
 
@@ -38,7 +40,7 @@ def proc_info(pid: int) -> ProcInfo | None:
         return None
     # the command name (field 2) may contain spaces and parentheses: split after the last ')'
     fields = raw[raw.rfind(")") + 2 :].split()
-    return ProcInfo(state=fields[0], pgrp=int(fields[2]), start_ticks=int(fields[19]))
+    return ProcInfo(state=fields[0], pgrp=int(fields[2]), session=int(fields[3]), start_ticks=int(fields[19]))
 
 
 def start_ticks(pid: int) -> int | None:
@@ -62,7 +64,8 @@ def pid_alive(pid: int) -> bool:
 
 
 def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes in process group `pgid`."""
+    """Live (non-zombie) processes in process group `pgid`, or in the session of that id: a job is started as the
+    leader of a new session, and descendants that move to process groups of their own (Ray's workers do) stay in it."""
     if not _HAS_PROC:
         try:
             os.killpg(pgid, 0)
@@ -75,7 +78,7 @@ def group_members(pgid: int) -> list[int]:
     for entry in _PROC.iterdir():
         if entry.name.isdigit():
             info = proc_info(int(entry.name))
-            if info is not None and info.pgrp == pgid and info.state != "Z":
+            if info is not None and pgid in (info.pgrp, info.session) and info.state != "Z":
                 members.append(int(entry.name))
     return members
 
@@ -95,6 +98,9 @@ def is_our_group(pid: int, pgid: int, expected_start: int | None) -> bool:
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+    for pid in group_members(pgid):  # members that left the group but not the session
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
 
 
 def terminate_group(pgid: int, grace_s: float, *, hurry: Callable[[], bool] = lambda: False) -> None:

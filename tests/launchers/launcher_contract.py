@@ -70,11 +70,13 @@ def wait_gone(pids: list[int], timeout_s: float = 15.0) -> list[int]:
     return [p for p in pids if pid_alive(p)]
 
 
-# A job that starts a grandchild and sleeps: cancelling must stop both.
+# A job that starts grandchildren and sleeps: cancelling must stop all of them, including one that moved to a
+# process group of its own, as Ray's worker processes do.
 TREE_JOB = """
     import os, subprocess, sys, time
     child = subprocess.Popen(["sleep", "300"])
-    print(f"pids {os.getpid()} {child.pid}", flush=True)
+    own_group = subprocess.Popen(["sleep", "300"], process_group=0)
+    print(f"pids {os.getpid()} {child.pid} {own_group.pid}", flush=True)
     time.sleep(300)
 """
 
@@ -161,7 +163,7 @@ class LauncherContract:
         job = python_job(TREE_JOB)
         run = new_run(tmp_path, job)
         handle = launcher.submit(job, run)
-        pids = [int(p) for p in wait_for_log(run, r"pids (\d+) (\d+)").groups()]
+        pids = [int(p) for p in wait_for_log(run, r"pids (\d+) (\d+) (\d+)").groups()]
         code = (
             "import sys; from launchers.base import handle_of, launcher_for; from trainer_platform.runs import RunDir\n"
             "h = handle_of(RunDir.open(sys.argv[1])); launcher_for(h).cancel(h)"
