@@ -75,7 +75,7 @@ def wait_gone(pids: list[int], timeout_s: float = 15.0) -> list[int]:
 TREE_JOB = """
     import os, subprocess, sys, time
     child = subprocess.Popen(["sleep", "300"])
-    own_group = subprocess.Popen(["sleep", "300"], process_group=0)
+    own_group = subprocess.Popen(["sleep", "300"], preexec_fn=os.setpgrp)
     print(f"pids {os.getpid()} {child.pid} {own_group.pid}", flush=True)
     time.sleep(300)
 """
