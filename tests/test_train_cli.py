@@ -99,3 +99,8 @@ def test_named_experiments_dry_run(tmp_path: Path, gsm8k_dir: Path, experiment: 
     res = train(f"+experiment={experiment}", "dry_run=true", cwd=tmp_path, env=env)
     assert res.returncode == 0, res.stderr
     assert "python -m verl.trainer.main_ppo" in res.stdout and "WANDB_RUN_ID=" in res.stdout
+
+
+def test_multi_node_compute_needs_a_multi_node_launcher(tmp_path: Path) -> None:
+    res = train("compute=2x8xh100", "algorithm=sft", "data=tiny_sft", "algorithm.batch_size=256", cwd=tmp_path)
+    assert res.returncode == 2 and "spans 2 nodes" in res.stderr and _run_dirs(tmp_path) == []

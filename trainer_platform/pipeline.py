@@ -85,6 +85,13 @@ def _launch(spec: RunSpec, existing: RunDir | None, argv: list[str]) -> int:
     the_plan = plan(spec)
     batch = batch_math(spec, the_plan)
     launcher_cls = _launcher_class(spec.launcher.name)
+    if the_plan.nnodes > 1 and spec.launcher.name == "local" and not spec.dry_run:
+        raise SpecError(
+            "launcher",
+            f"compute={spec.compute.name} spans {the_plan.nnodes} nodes but the local launcher "
+            "runs on this machine only",
+            "use a multi-node launcher, or dry_run=true to see the command",
+        )
     run = existing or RunDir.allocate(Path(spec.run_root).expanduser(), spec.name or _default_name(spec))
     try:
         job, steps = _prepare_job(spec, the_plan, batch, run, existing)

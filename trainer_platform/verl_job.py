@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from trainer_platform.batch import BatchMath
@@ -48,8 +48,6 @@ class JobInputs:
     wandb_mode: str = "offline"
     # W&B run id kept in the run dir, so a resumed run continues the same W&B run
     wandb_run_id: str | None = None
-    # extra values (e.g. launcher-specific) for later extensions
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def build_job(spec: RunSpec, plan: Plan, batch: BatchMath, inputs: JobInputs) -> VerlJob:
@@ -92,7 +90,7 @@ def _torchrun(plan: Plan) -> list[str]:
     argv = ["python", "-m", "torch.distributed.run", f"--nproc_per_node={plan.gpus_per_node}"]
     if plan.nnodes == 1:
         return [*argv, "--standalone"]
-    # multi-node rendezvous values come from the launcher's environment (set per node by the launcher)
+    # multi-node: a multi-node launcher sets MASTER_ADDR/MASTER_PORT on every node and runs the line through a shell
     return [*argv, f"--nnodes={plan.nnodes}", "--rdzv_backend=c10d", "--rdzv_endpoint=${MASTER_ADDR}:${MASTER_PORT}"]
 
 

@@ -30,12 +30,13 @@ from verl.workers.rollout.replica import RolloutMode, TokenOutput
 
 logger = logging.getLogger(__name__)
 
-# A batch closes once no new request has arrived for this long (verl's agent loop submits a step's requests one by
-# one, spread over tens of milliseconds on a busy CPU) ...
+# A batch starts as soon as it holds as many requests as the previous wave of concurrent requests did (a GRPO step
+# sends the same number every time: batch size x n; verl's agent loop submits them one by one, in bursts spread over
+# up to ~0.2 s on a busy 2-core machine, and a batch split in two costs a whole second generation pass). Otherwise it
+# starts once no request has arrived for BATCH_WINDOW_S (5x that while fewer than the previous wave's count are in),
+# or when its first request has waited BATCH_MAX_WAIT_S.
 BATCH_WINDOW_S = float(os.environ.get("TP_HF_ROLLOUT_BATCH_WINDOW_S", "0.05"))
-# ... or once its first request has waited this long, or as soon as it holds as many requests as the previous wave of
-# concurrent requests did (a GRPO step sends the same number every time: batch size x n).
-BATCH_MAX_WAIT_S = float(os.environ.get("TP_HF_ROLLOUT_BATCH_MAX_WAIT_S", "0.5"))
+BATCH_MAX_WAIT_S = float(os.environ.get("TP_HF_ROLLOUT_BATCH_MAX_WAIT_S", "1.0"))
 
 
 @dataclass
@@ -192,20 +193,20 @@ class HFRolloutServer:
                             r.future.set_result(res)
 
     async def _collect_batch(self, first: _Request) -> list[_Request]:
-        """`first` plus the requests that join it: until the batch is full, has the previous wave's size, no request
-        arrived for `BATCH_WINDOW_S`, or `first` waited `BATCH_MAX_WAIT_S`."""
+        """`first` plus the requests that join it (see `BATCH_WINDOW_S`)."""
         assert self._queue is not None and self._arrived is not None
         loop = asyncio.get_running_loop()
         cap = max(1, self.config.max_num_seqs)
         target = min(cap, self._expected or cap)
+        gap = BATCH_WINDOW_S * (5 if target < cap else 1)
         batch = [first]
         deadline = loop.time() + BATCH_MAX_WAIT_S
-        quiet_until = loop.time() + BATCH_WINDOW_S
+        quiet_until = loop.time() + gap
         while len(batch) < cap:
             self._arrived.clear()
             while not self._queue.empty() and len(batch) < cap:
                 batch.append(self._queue.get_nowait())
-                quiet_until = loop.time() + BATCH_WINDOW_S
+                quiet_until = loop.time() + gap
             timeout = min(deadline, quiet_until) - loop.time()
             if len(batch) >= target or timeout <= 0:
                 break
