@@ -262,8 +262,13 @@ def _ray_overrides(spec: RunSpec, plan: Plan, inputs: JobInputs) -> list[str]:
     tag = hashlib.sha1(inputs.run_dir.encode()).hexdigest()[:10]
     out = ["+ray_kwargs.ray_init.address=local", f"+ray_kwargs.ray_init._temp_dir=/tmp/tp-ray-{tag}"]
     if plan.on_cpu:
-        # verl's actors each reserve a CPU: more logical CPUs than cores, or the job waits forever
-        out += ["ray_kwargs.ray_init.num_cpus=16", f"+ray_kwargs.ray_init.num_gpus={plan.world_size}"]
+        # verl's actors each reserve a CPU: more logical CPUs than cores, or the job waits forever; the dashboard
+        # only costs start-up time on a private, short-lived instance
+        out += [
+            "ray_kwargs.ray_init.num_cpus=16",
+            f"+ray_kwargs.ray_init.num_gpus={plan.world_size}",
+            "+ray_kwargs.ray_init.include_dashboard=False",
+        ]
     return out
 
 
@@ -289,6 +294,8 @@ def _cpu_rl_overrides(algo: RLAlgorithm) -> list[str]:
         f"{arr}.rollout.agent.num_workers=1",
         "reward.num_workers=1",
         "data.dataloader_num_workers=0",
+        # one transfer-queue storage actor instead of 8: about 12 s less start-up on 2 cores, same training
+        "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
     ]
     if algo.uses_critic:
         out += [
