@@ -104,3 +104,14 @@ def test_named_experiments_dry_run(tmp_path: Path, gsm8k_dir: Path, experiment: 
 def test_multi_node_compute_needs_a_multi_node_launcher(tmp_path: Path) -> None:
     res = train("compute=2x8xh100", "algorithm=sft", "data=tiny_sft", "algorithm.batch_size=256", cwd=tmp_path)
     assert res.returncode == 2 and "spans 2 nodes" in res.stderr and _run_dirs(tmp_path) == []
+
+
+def test_a_dry_run_is_listed_as_such(tmp_path: Path) -> None:
+    assert train("dry_run=true", "name=dry", cwd=tmp_path).returncode == 0
+    res = subprocess.run(
+        [sys.executable, "-m", "trainer_platform.cli", "list", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0 and "dry run" in res.stdout and "pending" not in res.stdout

@@ -28,7 +28,10 @@ def _launcher_state(run_dir: RunDir) -> str:
     """The run's state as its launcher sees it (liveness checked), falling back to status.json."""
     from launchers.base import UnknownLauncherError, handle_of, launcher_for
 
-    state = run_dir.read_status().state
+    status = run_dir.read_status()
+    state = status.state
+    if state == PENDING and status.extra.get("dry_run"):
+        return "dry run"  # written by `dry_run=true`: recorded, never launched
     if run_dir.load_handle() is None or state != RUNNING:
         return state
     try:
@@ -150,8 +153,11 @@ def cmd_list(args: argparse.Namespace, out: Console) -> int:
         out.print(Text(f"no runs under {root.absolute()}"))
         return 0
     table = Table(title=str(root.absolute()))
-    for column in ("run", "state", "created (UTC)", "duration", "step", "ckpt", "launcher"):
-        table.add_column(column, overflow="fold", no_wrap=column != "run")
+    for column in ("run", "state", "created", "duration", "step", "ckpt", "launcher"):
+        if column == "run":
+            table.add_column(column, overflow="fold", min_width=16)
+        else:
+            table.add_column(column, no_wrap=True, min_width=max(len(column), 9 if column == "state" else 0))
     for run_dir in runs:
         try:
             status = run_dir.read_status()
@@ -164,7 +170,7 @@ def cmd_list(args: argparse.Namespace, out: Console) -> int:
             table,
             str(run_dir.path.relative_to(root.absolute())),
             _state_text(_launcher_state(run_dir)),
-            _fmt_time(status.created),
+            _fmt_time(status.created)[5:16],
             _fmt_duration(status.duration_s()),
             "-" if step is None else str(step),
             "-" if ckpt is None else str(ckpt),
