@@ -35,10 +35,15 @@ def compose_config(overrides: list[str], config_name: str = "train") -> dict[str
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         try:
-            base = compose(config_name=config_name, overrides=[o for o in overrides if _is_group_choice(o)])
-            check_keys_exist(overrides, OmegaConf.to_container(base, resolve=False))
             cfg = compose(config_name=config_name, overrides=overrides)
         except HydraException as exc:
+            # explain the failure: compose the groups alone and find the override naming a key that does not exist
+            try:
+                base = compose(config_name=config_name, overrides=[o for o in overrides if _is_group_choice(o)])
+            except HydraException:
+                base = None
+            if base is not None:
+                check_keys_exist(overrides, OmegaConf.to_container(base, resolve=False))
             raise SpecError("overrides", _first_line(exc), "check the spelling of each key=value") from None
     try:
         container = OmegaConf.to_container(cfg, resolve=True)
