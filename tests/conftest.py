@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,29 @@ def _test_environment(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.pop("WANDB_API_KEY", None)
     os.environ.setdefault("TRAINER_PLATFORM_CACHE", str(Path.home() / ".cache" / "trainer_platform"))
+
+
+def run_train(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 900, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """`python train.py ARGS` as a user runs it, in `cwd`, with os.environ plus `env`; fails the test on a non-zero
+    exit unless `check` is False."""
+    res = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "train.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+    if check:
+        assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-4000:]
+    return res
+
+
+def run_dir_of(res: subprocess.CompletedProcess[str]) -> Path:
+    """The run directory train.py names on its last line."""
+    return Path(res.stdout.strip().splitlines()[-1].removeprefix("run dir: "))
 
 
 def write_gsm8k_like(folder: Path, rows: int = 8) -> Path:

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, run_train
 
 
 def train(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(REPO_ROOT / "train.py"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    return run_train(*args, cwd=cwd, env=env, timeout=300, check=False)
 
 
 def _run_dirs(root: Path) -> list[Path]:
@@ -95,8 +87,7 @@ def test_help(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("experiment", ["grpo_qwen2_5_7b_gsm8k", "ppo_qwen2_5_3b_gsm8k", "gspo_qwen3_8b_gsm8k"])
 def test_named_experiments_dry_run(tmp_path: Path, gsm8k_dir: Path, experiment: str) -> None:
-    env = {**os.environ, "GSM8K_DIR": str(gsm8k_dir)}
-    res = train(f"+experiment={experiment}", "dry_run=true", cwd=tmp_path, env=env)
+    res = train(f"+experiment={experiment}", "dry_run=true", cwd=tmp_path, env={"GSM8K_DIR": str(gsm8k_dir)})
     assert res.returncode == 0, res.stderr
     assert "python -m verl.trainer.main_ppo" in res.stdout and "WANDB_RUN_ID=" in res.stdout
 

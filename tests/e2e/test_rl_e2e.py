@@ -4,14 +4,11 @@ tiny_math. Each run takes 2 steps, then resumes to a third from the step-2 check
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import run_dir_of, run_train
 
 pytestmark = pytest.mark.slow
 
@@ -45,16 +42,7 @@ ARGS = {
 
 
 def train(*args: str, cwd: Path) -> Path:
-    res = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "train.py"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=dict(os.environ),
-    )
-    assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-3000:]
-    return Path(res.stdout.strip().splitlines()[-1].removeprefix("run dir: "))
+    return run_dir_of(run_train(*args, cwd=cwd))
 
 
 @pytest.mark.parametrize("algo", list(EXPECTED))

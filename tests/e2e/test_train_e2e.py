@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import run_dir_of, run_train
+from test_dpo_train import METRICS as DPO_METRICS
 
 pytestmark = pytest.mark.slow
 
 
 def train(*args: str, cwd: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **(extra_env or {})}
-    res = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "train.py"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=env,
-    )
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
-    return res
-
-
-def run_dir_of(res: subprocess.CompletedProcess[str]) -> Path:
-    return Path(res.stdout.strip().splitlines()[-1].removeprefix("run dir: "))
+    return run_train(*args, cwd=cwd, env=extra_env)
 
 
 def steps_with(run: Path, key: str) -> list[int]:
@@ -103,17 +89,6 @@ def test_wandb_offline_logs_history_and_resumes_the_same_run(tmp_path: Path) -> 
     for path in run.rglob("*"):
         if path.is_file() and path.stat().st_size < 50_000_000:
             assert secret.encode() not in path.read_bytes(), f"secret leaked into {path}"
-
-
-DPO_METRICS = [
-    "train/loss",
-    "train/rewards/chosen",
-    "train/rewards/rejected",
-    "train/rewards/margin",
-    "train/rewards/accuracy",
-    "train/lr",
-    "train/grad_norm",
-]
 
 
 def test_dpo_through_train_py_trains_checkpoints_and_resumes(tmp_path: Path) -> None:

@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from trainer_platform.job import VerlJob
-from trainer_platform.runs import metrics, record
+from trainer_platform.runs import metrics
+from trainer_platform.runs import record
+from trainer_platform.runs.logs import read_lines
 from trainer_platform.runs.atomic import atomic_write, fsync_dir, json_text
 from trainer_platform.runs.status import PENDING, RUNNING, TERMINAL_STATES, Status, check_state, utc_now
 
@@ -378,24 +380,4 @@ class RunDir:
     ) -> Iterator[str]:
         """Lines of train.log (without newlines). With `follow`, keep reading new lines until `done()` is true,
         then read what is left and stop."""
-        offset = 0
-        pending = b""
-        while True:
-            finished = not follow or (done is not None and done())
-            try:
-                with open(self.log_path, "rb") as f:
-                    if os.fstat(f.fileno()).st_size < offset:  # truncated: start over
-                        offset, pending = 0, b""
-                    f.seek(offset)
-                    chunk = f.read()
-            except FileNotFoundError:
-                chunk = b""
-            offset += len(chunk)
-            *lines, pending = (pending + chunk).split(b"\n")
-            for line in lines:
-                yield line.decode("utf-8", errors="replace")
-            if finished:
-                if pending:
-                    yield pending.decode("utf-8", errors="replace")
-                return
-            time.sleep(poll_s)
+        return read_lines(self.log_path, follow=follow, done=done, poll_s=poll_s)
