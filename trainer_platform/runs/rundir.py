@@ -158,6 +158,8 @@ class RunDir:
         finally:
             with contextlib.suppress(OSError):
                 claim.unlink()
+            with contextlib.suppress(OSError):  # only succeeds when no other allocation is in flight
+                claim.parent.rmdir()
 
     def update_files(self, files: Mapping[str, str | bytes]) -> None:
         """Replace (or add) files of a created run, each atomically; `*.sh` files are made executable."""
