@@ -98,6 +98,10 @@ class RunDir:
                 fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 continue
+            except FileNotFoundError:  # another process removed the empty staging folder just now
+                staging_root.mkdir(parents=True, exist_ok=True)
+                suffix -= 1
+                continue
             with os.fdopen(fd, "w") as f:
                 f.write(f"{socket.gethostname()} {os.getpid()} {utc_now()}\n")
             if os.path.lexists(final):  # a create() finished between our check and our claim
