@@ -144,17 +144,28 @@ def print_table(cases: Sequence[Case], ratio: float, target: float) -> None:
     print(f"cpu ratio  {cases[0].name}/{cases[1].name} = {cases[0].cpu_median / cases[1].cpu_median:.3f}  (info)")
 
 
+def _results_block(key: str) -> tuple[str, re.Match[str]]:
+    """README.md's text and the match of its `<!-- results:KEY -->` ... `<!-- /results:KEY -->` block."""
+    text = README.read_text()
+    begin, end = f"<!-- results:{key} -->", f"<!-- /results:{key} -->"
+    match = re.compile(re.escape(begin) + r"\n(.*?)" + re.escape(end), re.S).search(text)
+    if match is None:
+        raise BenchmarkError(f"{README}: no '{begin}' ... '{end}' block to put the result in")
+    return text, match
+
+
+def replace_block(key: str, body: str) -> None:
+    """Replace everything between `<!-- results:KEY -->` and `<!-- /results:KEY -->` in README.md with `body`."""
+    text, match = _results_block(key)
+    README.write_text(text[: match.start(1)] + body + text[match.end(1) :])
+
+
 def record_result(key: str, row: Sequence[str]) -> None:
     """Append `row` to the results table between `<!-- results:KEY -->` and `<!-- /results:KEY -->` in README.md.
 
     The markers (and the table header between them) must already be in the README; older rows are kept as history.
     """
-    text = README.read_text()
-    begin, end = f"<!-- results:{key} -->", f"<!-- /results:{key} -->"
-    pattern = re.compile(re.escape(begin) + r"\n(.*?)" + re.escape(end), re.S)
-    match = pattern.search(text)
-    if match is None:
-        raise BenchmarkError(f"{README}: no '{begin}' ... '{end}' block to put the result in")
+    text, match = _results_block(key)
     body = match.group(1)
     if body and not body.endswith("\n"):
         body += "\n"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from typing import IO, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _timing import README, REPO_ROOT, BenchmarkError, load_average, machine, record_result, today  # noqa: E402
+from _timing import REPO_ROOT, BenchmarkError, load_average, machine, record_result, replace_block, today  # noqa: E402
 
 sys.path.insert(0, str(REPO_ROOT))
 
@@ -105,17 +104,6 @@ def step_timings(records: list[dict[str, Any]], steps: int) -> dict[int, dict[st
         row["other"] = row["step"] - sum(row[p] for p in PARTS)
         out[s] = row
     return out
-
-
-def replace_block(key: str, body: str) -> None:
-    """Replace everything between `<!-- results:KEY -->` and `<!-- /results:KEY -->` in README.md with `body`."""
-    text = README.read_text()
-    begin, end = f"<!-- results:{key} -->", f"<!-- /results:{key} -->"
-    pattern = re.compile(re.escape(begin) + r"\n(.*?)" + re.escape(end), re.S)
-    match = pattern.search(text)
-    if match is None:
-        raise BenchmarkError(f"{README}: no '{begin}' ... '{end}' block to put the result in")
-    README.write_text(text[: match.start(1)] + body + text[match.end(1) :])
 
 
 def main() -> int:
