@@ -80,3 +80,19 @@ def tiny_model_dir() -> Path:
     from trainer_platform.models.tiny import ensure_tiny_model
 
     return ensure_tiny_model()
+
+
+@pytest.fixture(scope="session")
+def sft_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished tiny SFT run (verl's engine trainer: 2 steps, checkpointed), trained once per session. Read it,
+    never change it: tests that need to modify a run copy it first."""
+    cwd = tmp_path_factory.mktemp("sft_run")
+    return run_dir_of(run_train("algorithm=sft", "data=tiny_sft", "name=sft", "train.steps=2", cwd=cwd))
+
+
+@pytest.fixture(scope="session")
+def grpo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished run of the default job (GRPO through verl's main_ppo: 2 steps, checkpointed), trained once per
+    session. Read it, never change it."""
+    cwd = tmp_path_factory.mktemp("grpo_run")
+    return run_dir_of(run_train("name=grpo", "train.steps=2", cwd=cwd))

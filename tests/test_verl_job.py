@@ -115,3 +115,17 @@ def test_cpu_ppo_loads_the_value_model_without_flash_attn() -> None:
     _, job = job_of("algorithm=ppo", "data=tiny_math")
     assert job.env["VERL_USE_EXTERNAL_MODULES"] == "tp_cpu_platform,tp_hf_rollout,tp_cpu_valuehead"
     assert "critic.strategy=fsdp2" in job.argv
+
+
+def test_the_job_runs_with_the_interpreter_that_made_the_run(tmp_path: Path) -> None:
+    """launch.sh (and the dry run's command) name this interpreter, not a bare `python` found on PATH."""
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    for args in (["algorithm=sft", "data=tiny_sft"], ["algorithm=grpo"]):
+        cmd = [sys.executable, str(REPO_ROOT / "train.py"), *args, "dry_run=true"]
+        res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+        assert res.returncode == 0, res.stderr
+        assert f" {sys.executable} -m " in res.stdout and " python -m " not in res.stdout

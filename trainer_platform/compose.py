@@ -6,6 +6,7 @@ Hydra's own errors for a misspelt group option or key are long and end in exit c
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,58 @@ def group_options(group: str, root: Path | None = None) -> list[str]:
     return sorted(names)
 
 
+def option_descriptions(group: str, root: Path | None = None) -> list[tuple[str, str]]:
+    """`(option, description)` for each option of a group: the first sentence of the file's first comment."""
+    base = root or conf_dir()
+    return [(name, file_description(base / group / f"{name}.yaml")) for name in group_options(group, root)]
+
+
+def file_description(path: Path) -> str:
+    """The first sentence of a config file's leading comment (a `# @package` line skipped), or ''."""
+    words: list[str] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        text = line.strip()
+        if not text.startswith("#"):
+            break
+        body = text.lstrip("#").strip()
+        if body.startswith("@package"):
+            continue
+        if not body:
+            break
+        words.append(body)
+        end = re.search(r"\.(\s|$)", " ".join(words))
+        if end:
+            return " ".join(words)[: end.start() + 1]
+    return " ".join(words)
+
+
+def group_defaults(root: Path | None = None) -> dict[str, str]:
+    """The option each group gets when the command line names none (train.yaml's defaults list)."""
+    import yaml
+
+    data = yaml.safe_load(((root or conf_dir()) / "train.yaml").read_text(encoding="utf-8"))
+    entries = [e for e in data.get("defaults", []) if isinstance(e, dict)]
+    return {str(k): str(v) for e in entries for k, v in e.items() if str(k) in GROUPS}
+
+
+def check_hydra_keys(overrides: list[str]) -> None:
+    """Hydra's own settings (`hydra.run.dir=...`, `hydra/launcher=...`) would be accepted by Hydra and then mean
+    nothing to a run: refuse them, saying what does the job instead."""
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if not key.startswith(("hydra.", "hydra/")) and key != "hydra":
+            continue
+        if key.startswith(("hydra.run", "hydra.sweep", "hydra.output_subdir", "hydra.job.chdir")):
+            hint = "each run lives in run_root/NAME: set run_root=DIR and name=NAME"
+        elif key.startswith(("hydra.verbose", "hydra.job_logging", "hydra.hydra_logging", "hydra/job_logging")):
+            hint = "verl's whole output is in the run directory's train.log (`trainer-platform logs RUN`)"
+        elif key.startswith(("hydra/launcher", "hydra.launcher")):
+            hint = "pick where the job runs with launcher=NAME"
+        else:
+            hint = "train.py fixes Hydra's own settings; see the run's config with `python train.py --cfg job`"
+        raise SpecError(key, "is one of Hydra's own settings, which train.py does not use", hint)
+
+
 def compose_config(overrides: list[str], config_name: str = "train") -> dict[str, Any]:
     """Compose the run config and return it as plain containers with interpolations resolved."""
     from hydra import compose, initialize_config_dir
@@ -32,6 +85,7 @@ def compose_config(overrides: list[str], config_name: str = "train") -> dict[str
 
     overrides = [_passthrough(o) for o in overrides]
     check_group_choices(overrides)
+    check_hydra_keys(overrides)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         try:

@@ -1,4 +1,9 @@
-"""The `train.py` command: argument handling, error reporting and exit codes around the pipeline."""
+"""The `train.py` command: argument handling, error reporting and exit codes around the pipeline.
+
+Besides key=value overrides and `-m`, train.py takes Hydra's own inspection flags (`--cfg job|hydra|all`, `-c`,
+`--package`, `--resolve`, `--info`, `--shell-completion`/`-sc`, `--hydra-help`) and hands them to Hydra, which
+prints and runs nothing; the overrides beside them are checked first, with our messages.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +11,68 @@ import sys
 
 from trainer_platform.errors import SpecError
 
-USAGE = """usage: python train.py [key=value ...] [-m]
+USAGE = """usage: python train.py [key=value ...] [-m] [--cfg job|hydra|all [--resolve] [--package PKG]]
 
-  python train.py                                   train the default (tiny model, tiny data, this machine)
-  python train.py algorithm=grpo data=tiny_math     pick options of the config groups in conf/
+  python train.py                                   train the default job (GRPO, tiny model, tiny data, this machine)
+  python train.py algorithm=grpo data=tiny_math     pick options of the config groups in conf/ (listed below)
   python train.py algorithm.lr=2e-6 train.steps=20  set single values
   python train.py ... dry_run=true                  print the exact verl command, launch nothing
   python train.py resume=true resume_dir=runs/NAME  continue a run from its last checkpoint
   python train.py -m algorithm.lr=1e-6,2e-6         one run per value (a sweep)
+  python train.py ... --cfg job [--resolve]         print the composed config (Hydra's --cfg; also --info)
+  eval "$(python train.py -sc install=bash)"        tab completion of groups, options and keys in bash"""
 
-groups: algorithm, model, data, compute, launcher, logger, surgery, +experiment"""
+# Hydra's flags that print something and run nothing; the value each takes (None: none, "?": an optional one)
+_INSPECT = {
+    "--cfg": "1",
+    "-c": "1",
+    "--info": "?",
+    "-i": "?",
+    "--shell-completion": "1",
+    "-sc": "1",
+    "--hydra-help": None,
+}
+_MODIFIERS = {"--resolve": None, "--package": "1", "-p": "1"}  # change what --cfg prints
+_INFO_CHOICES = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
+_REFUSED = {
+    "--config-path": "train.py composes conf/train.yaml; pick a named run with +experiment=NAME",
+    "-cp": "train.py composes conf/train.yaml; pick a named run with +experiment=NAME",
+    "--config-name": "train.py composes conf/train.yaml; pick a named run with +experiment=NAME",
+    "-cn": "train.py composes conf/train.yaml; pick a named run with +experiment=NAME",
+    "--config-dir": "put config files in conf/ (or conf/local/)",
+    "-cd": "put config files in conf/ (or conf/local/)",
+    "--experimental-rerun": "rerun a run with `trainer-platform resume RUN`",
+    "--run": "a single run is the default; -m runs a sweep",
+    "-r": "a single run is the default; -m runs a sweep",
+}
+
+
+def help_text() -> str:
+    """The usage lines, then every config group with its options and the first sentence of each file's comment."""
+    from trainer_platform.compose import GROUPS, group_defaults, option_descriptions
+
+    defaults = group_defaults()
+    lines = [USAGE, "", "config groups (GROUP=OPTION; a named run from experiment/ is +experiment=NAME):"]
+    for group in GROUPS:
+        default = defaults.get(group)
+        lines.append(f"  {group}" + (f" (default: {default})" if default else ""))
+        for option, description in option_descriptions(group):
+            lines.append(f"    {option:<22} {description}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
     """Run train.py with `argv` (without the program name); returns the process exit code."""
-    if any(a in ("-h", "--help") for a in argv):
-        print(USAGE)
-        return 0
-    if any(a in ("-m", "--multirun") for a in argv):
-        return _multirun(argv)
     try:
+        if any(a in ("-h", "--help") for a in argv):
+            print(help_text())
+            return 0
+        flags = {a.split("=", 1)[0] for a in argv if a.startswith("-")}
+        if flags & set(_INSPECT):
+            return _hydra_inspect(argv)
+        _check_flags(flags)
+        if any(a in ("-m", "--multirun") for a in argv):
+            return _multirun(argv)
         from trainer_platform.pipeline import run_overrides
 
         return run_overrides(argv)
@@ -37,22 +84,85 @@ def main(argv: list[str]) -> int:
         return 130
 
 
+def _check_flags(flags: set[str]) -> None:
+    for flag in sorted(flags - {"-m", "--multirun"}):
+        if flag in _MODIFIERS:
+            raise SpecError(flag, "only changes what --cfg prints", f"add --cfg job|hydra|all, e.g. --cfg job {flag}")
+        if flag in _REFUSED:
+            raise SpecError(flag, "is a Hydra flag train.py does not take", _REFUSED[flag])
+        raise SpecError(
+            flag,
+            "is not an option of train.py",
+            "train.py takes key=value overrides, -m, --help, and Hydra's --cfg/--info/--shell-completion",
+        )
+
+
+def _split_inspect(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(flags with their values, overrides) of an inspection command line."""
+    flags: list[str] = []
+    overrides: list[str] = []
+    takes: str | None = None
+    for arg in argv:
+        if takes == "1" or (takes == "?" and arg in _INFO_CHOICES):
+            flags.append(arg)
+            takes = None
+            continue
+        takes = None
+        if arg.startswith("-"):
+            name = arg.split("=", 1)[0]
+            if name in _REFUSED or (
+                name not in _INSPECT and name not in _MODIFIERS and name not in ("-m", "--multirun")
+            ):
+                _check_flags({name})
+            flags.append(arg)
+            takes = None if "=" in arg else {**_INSPECT, **_MODIFIERS}.get(name)
+        else:
+            overrides.append(arg)
+    return flags, overrides
+
+
+def _hydra_inspect(argv: list[str]) -> int:
+    """Hydra's own --cfg/--info/--shell-completion on train.py's config, after our checks of the overrides."""
+    flags, overrides = _split_inspect(argv)
+    if not any(f.split("=", 1)[0] in ("-sc", "--shell-completion") for f in flags):
+        from trainer_platform.compose import compose_config
+
+        # hydra.* keys are fine here: `--cfg hydra hydra.job.name=x` shows Hydra's own config
+        compose_config([o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))])
+    import hydra
+
+    from trainer_platform.paths import conf_dir
+
+    @hydra.main(config_path=str(conf_dir()), config_name="train", version_base="1.3")
+    def _inspect(cfg: object) -> None:  # never called: each of these flags makes Hydra print and return
+        return None
+
+    saved = sys.argv
+    sys.argv = [saved[0] if saved else "train.py", *argv]
+    try:
+        _inspect()
+    except SystemExit as exc:  # Hydra reports its own errors and exits 1
+        return exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = saved
+    return 0
+
+
 def _multirun(argv: list[str]) -> int:
-    """A sweep through Hydra's multirun: each combination becomes one run through the same pipeline."""
-    from trainer_platform.compose import check_group_choices
+    """A sweep through Hydra's multirun: each combination becomes one run through the same pipeline. Every
+    combination is composed and validated before the first launches."""
+    from trainer_platform import sweep
+    from trainer_platform.compose import check_hydra_keys
 
     overrides = [a for a in argv if a not in ("-m", "--multirun")]
-    try:
-        check_group_choices([o for o in overrides if "," not in o])
-    except SpecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    check_hydra_keys(overrides)
+    sweep.check(overrides)
     import hydra
     from omegaconf import DictConfig
 
     from trainer_platform.paths import conf_dir
 
-    failures: list[str] = []
+    failures: list[tuple[str, int]] = []
 
     @hydra.main(config_path=str(conf_dir()), config_name="train", version_base="1.3")
     def _one(cfg: DictConfig) -> None:
@@ -67,11 +177,15 @@ def _multirun(argv: list[str]) -> int:
             print(f"error: {exc}", file=sys.stderr)
             code = 2
         if code != 0:
-            failures.append(" ".join(job_overrides))
+            failures.append((" ".join(job_overrides), code))
 
-    sys.argv = [sys.argv[0], "-m", *overrides]
-    _one()
+    saved = sys.argv
+    sys.argv = [saved[0] if saved else "train.py", "-m", *overrides]
+    try:
+        _one()
+    finally:
+        sys.argv = saved
     if failures:
-        print(f"{len(failures)} sweep run(s) failed: " + "; ".join(failures), file=sys.stderr)
-        return 1
+        print(f"{len(failures)} sweep run(s) failed: " + "; ".join(f for f, _ in failures), file=sys.stderr)
+        return 2 if all(code == 2 for _, code in failures) else 1
     return 0

@@ -12,14 +12,15 @@ from typing import Any
 class VerlJob:
     """A verl job, ready to run on one node or many.
 
-    argv[0] is the literal "python": a launcher substitutes the interpreter of the environment it runs in.
+    argv[0] is the Python interpreter that made the run (as submitit does), or the literal "python" for which a
+    launcher substitutes the interpreter of the environment it runs in.
     env holds only non-secret variables; secrets (WANDB_API_KEY, ...) are inherited from the launching
     environment and never written anywhere.
     """
 
     # which verl entry point this is, e.g. "verl.trainer.main_ppo" (for display and launchers' decisions)
     entry_point: str
-    # full command line, argv[0] == "python"
+    # full command line, argv[0] the interpreter
     argv: tuple[str, ...]
     # extra environment variables for the job's processes (merged over the launcher's environment)
     env: Mapping[str, str] = field(default_factory=dict)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,7 @@ def _prepare_job(
         train_rows=prepared.train_rows,
         wandb_mode=resolve_wandb_mode(spec),
         wandb_run_id=_wandb_run_id(spec, existing),
+        python=sys.executable,
     )
     job = build_job(spec, the_plan, batch, inputs)
     check_job_against_verl(job, dpo_config_dir=verl_ext_dir() / "tp_dpo_config")

@@ -48,6 +48,8 @@ class JobInputs:
     wandb_mode: str = "offline"
     # W&B run id kept in the run dir, so a resumed run continues the same W&B run
     wandb_run_id: str | None = None
+    # the Python interpreter that runs the job (the one that made the run, as submitit does)
+    python: str = "python"
 
 
 def build_job(spec: RunSpec, plan: Plan, batch: BatchMath, inputs: JobInputs) -> VerlJob:
@@ -55,15 +57,15 @@ def build_job(spec: RunSpec, plan: Plan, batch: BatchMath, inputs: JobInputs) ->
     algo = spec.algorithm
     if isinstance(algo, SFTAlgorithm):
         overrides = _engine_trainer_overrides(spec, algo, plan, batch, inputs)
-        argv = _torchrun(plan) + ["-m", SFT_ENTRY]
+        argv = _torchrun(plan, inputs.python) + ["-m", SFT_ENTRY]
         entry, uses_ray = SFT_ENTRY, False
     elif isinstance(algo, DPOAlgorithm):
         overrides = _dpo_overrides(spec, algo, plan, batch, inputs)
-        argv = _torchrun(plan) + [f"{inputs.verl_ext_dir}/{DPO_SCRIPT}"]
+        argv = _torchrun(plan, inputs.python) + [f"{inputs.verl_ext_dir}/{DPO_SCRIPT}"]
         entry, uses_ray = DPO_SCRIPT, False
     else:
         overrides = _rl_overrides(spec, algo, plan, batch, inputs)
-        argv = ["python", "-m", RL_ENTRY]
+        argv = [inputs.python, "-m", RL_ENTRY]
         entry, uses_ray = RL_ENTRY, True
     overrides += _passthrough(spec.verl)
     return VerlJob(
@@ -86,8 +88,8 @@ def total_steps(spec: RunSpec, train_rows: int | None) -> int | None:
     return spec.algorithm.epochs * max(1, train_rows // spec.algorithm.batch_size)
 
 
-def _torchrun(plan: Plan) -> list[str]:
-    argv = ["python", "-m", "torch.distributed.run", f"--nproc_per_node={plan.gpus_per_node}"]
+def _torchrun(plan: Plan, python: str) -> list[str]:
+    argv = [python, "-m", "torch.distributed.run", f"--nproc_per_node={plan.gpus_per_node}"]
     if plan.nnodes == 1:
         return [*argv, "--standalone"]
     # multi-node: a multi-node launcher sets MASTER_ADDR/MASTER_PORT on every node and runs the line through a shell

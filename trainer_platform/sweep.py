@@ -1,0 +1,72 @@
+"""A sweep's runs (`python train.py -m a=1,2 b=x,y`), read with Hydra's own override grammar, checked before any
+of them launches: a bad value anywhere in a list is reported like any bad override (exit code 2)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from trainer_platform.errors import SpecError
+
+# beyond this many combinations, each value is checked with the first value of every other list
+_CHECK_EVERY_COMBINATION = 64
+
+
+def parse(overrides: list[str]) -> list[Any]:
+    """Hydra's parsed overrides; a grammar error becomes a SpecError naming the override."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    parsed = []
+    for override in overrides:
+        try:
+            parsed.extend(parser.parse_overrides([override]))
+        except OverrideParseException as exc:
+            problem = str(exc).strip().splitlines()[0]
+            raise SpecError(
+                override,
+                f"is not valid override syntax: {problem}",
+                "quote values holding brackets, commas or spaces, e.g. 'data.train_files=[\"/a.parquet\"]'",
+            ) from None
+    return parsed
+
+
+def combinations(overrides: list[str]) -> list[list[str]]:
+    """The override list of each run of the sweep, in Hydra's order (the last list varies fastest)."""
+    choices: list[list[str]] = []
+    for override in parse(overrides):
+        if override.is_sweep_override():
+            key = override.get_key_element()
+            choices.append([f"{key}={value}" for value in override.sweep_string_iterator()])
+        else:
+            choices.append([override.input_line])
+    return [list(combo) for combo in itertools.product(*choices)]
+
+
+def runs_to_check(overrides: list[str]) -> list[list[str]]:
+    """Every combination, or for a very large sweep one run per listed value (the others at their first value)."""
+    runs = combinations(overrides)
+    if len(runs) <= _CHECK_EVERY_COMBINATION:
+        return runs
+    values = [[run[0] for run in combinations([override])] for override in overrides]
+    firsts = [v[0] for v in values]
+    return [[*firsts[:i], value, *firsts[i + 1 :]] for i, listed in enumerate(values) for value in listed[1:]] + [
+        firsts
+    ]
+
+
+def check(overrides: list[str]) -> int:
+    """Compose and validate every run of the sweep before any launches; returns how many runs it has."""
+    from trainer_platform.compose import compose_config
+    from trainer_platform.spec import RunSpec
+
+    runs = combinations(overrides)
+    for run in runs_to_check(overrides):
+        try:
+            RunSpec.from_config(compose_config(run))
+        except SpecError as exc:
+            raise SpecError(
+                exc.key, exc.problem, f"{exc.hint + '; ' if exc.hint else ''}in the sweep run: {' '.join(run)}"
+            ) from None
+    return len(runs)
