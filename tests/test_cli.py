@@ -171,3 +171,93 @@ def test_broken_files_are_reported_cleanly(
     assert main(["status", str(finished_run.path)]) == 2
     err = capsys.readouterr().err
     assert "status.json is unreadable" in err and "Traceback" not in err
+
+
+# verl under Ray colours its prefixes, and progress bars redraw themselves with carriage returns
+NOISY_JOB = r"""
+import sys
+for i in range(5):
+    print(f"\x1b[36m(TaskRunner pid=1)\x1b[0m line {i}")
+print("Epoch 1:  10%|#  | 1/10\rEpoch 1: 100%|###| 10/10")
+"""
+
+
+def test_logs_tail_and_no_escapes_into_a_pipe(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = _run(tmp_path, NOISY_JOB)
+    assert main(["logs", str(run.path), "--tail", "2"]) == 0
+    assert capsys.readouterr().out == "(TaskRunner pid=1) line 4\nEpoch 1: 100%|###| 10/10\n"
+    assert main(["logs", "-f", "-n", "1", str(run.path)]) == 0  # ended: the tail, then nothing more
+    assert capsys.readouterr().out == "Epoch 1: 100%|###| 10/10\n"
+    assert main(["logs", str(run.path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 6 and "\x1b" not in out and "\r" not in out
+    assert "\x1b[36m" in run.log_path.read_text()  # the log itself is untouched
+    assert main(["logs", str(run.path), "--tail", "x"]) == 2
+
+
+def test_tail_then_follow_skips_what_was_shown() -> None:
+    from trainer_platform.cli.cmd_logs import tail_then_follow
+
+    assert list(tail_then_follow(["a", "b", "c"], iter(["a", "b", "c", "d", "e"]), 2)) == ["b", "c", "d", "e"]
+    assert list(tail_then_follow(["a"], None, 0)) == []
+
+
+def test_list_fits_80_columns_with_target_steps_and_main_metric(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    job = _job(TRAIN_JOB)
+    run = RunDir.allocate(root, "a-rather-long-run-name-20261202-000000")
+    job = VerlJob(entry_point=job.entry_point, argv=(*job.argv, "trainer.total_training_steps=2"), env={})
+    run.create({"job.json": json.dumps(job.to_dict()), "spec.yaml": "x: 1\n"})
+    launcher = LocalLauncher(echo=False, grace_s=2.0)
+    launcher.wait(launcher.submit(job, run))
+    res = subprocess.run(
+        [sys.executable, "-m", "trainer_platform.cli", "list", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "COLUMNS": "80"},
+    )
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, res.stdout
+    assert "2/2" in res.stdout and "loss 0.5" in res.stdout and "succeeded" in res.stdout
+    assert "a-rather-long-run-name" in res.stdout.replace("\n", "")
+
+
+def test_main_metric_per_algorithm() -> None:
+    from trainer_platform.cli.cmd_list import main_metric
+
+    assert main_metric({"critic/score/mean": 0.25, "train/loss": 3.0}) == "reward 0.25"
+    assert main_metric({"train/loss": 1.23456}) == "loss 1.23"
+    assert main_metric({"val/loss": 1.0}) == "-"
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("trainer-platform ") and "verl 0.9.1" in out
+
+
+def test_presets_list_every_option_with_its_description(capsys: pytest.CaptureFixture[str]) -> None:
+    from trainer_platform.compose import GROUPS, file_description, group_options
+
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    for group in GROUPS:
+        for option in group_options(group):
+            assert f"{option:<22} {file_description(REPO_ROOT / 'conf' / group / f'{option}.yaml')}" in out
+    assert main(["presets", "model"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("model (default: tiny)") and "qwen2_5_7b" in out and "grpo" not in out
+    assert main(["presets", "modle"]) == 2
+    assert "did you mean 'model'" in capsys.readouterr().err
+
+
+def test_every_command_module_has_the_interface() -> None:
+    from trainer_platform.cli.app import command_modules
+
+    modules = command_modules()
+    assert {m.NAME for m in modules} >= {"status", "logs", "cancel", "list", "resume", "export", "presets"}
+    for module in modules:
+        assert module.HELP and callable(module.add_arguments) and callable(module.run), module.__name__

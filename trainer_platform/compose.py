@@ -57,6 +57,17 @@ def group_defaults(root: Path | None = None) -> dict[str, str]:
     return {str(k): str(v) for e in entries for k, v in e.items() if str(k) in GROUPS}
 
 
+def describe_groups(groups: tuple[str, ...] = GROUPS) -> list[str]:
+    """Lines listing each group (with its default) and its options, each with its file's description."""
+    defaults = group_defaults()
+    lines = []
+    for group in groups:
+        default = defaults.get(group)
+        lines.append(f"  {group}" + (f" (default: {default})" if default else ""))
+        lines += [f"    {option:<22} {text}" for option, text in option_descriptions(group)]
+    return lines
+
+
 def check_hydra_keys(overrides: list[str]) -> None:
     """Hydra's own settings (`hydra.run.dir=...`, `hydra/launcher=...`) would be accepted by Hydra and then mean
     nothing to a run: refuse them, saying what does the job instead."""

@@ -49,16 +49,10 @@ _REFUSED = {
 
 def help_text() -> str:
     """The usage lines, then every config group with its options and the first sentence of each file's comment."""
-    from trainer_platform.compose import GROUPS, group_defaults, option_descriptions
+    from trainer_platform.compose import describe_groups
 
-    defaults = group_defaults()
-    lines = [USAGE, "", "config groups (GROUP=OPTION; a named run from experiment/ is +experiment=NAME):"]
-    for group in GROUPS:
-        default = defaults.get(group)
-        lines.append(f"  {group}" + (f" (default: {default})" if default else ""))
-        for option, description in option_descriptions(group):
-            lines.append(f"    {option:<22} {description}")
-    return "\n".join(lines)
+    heading = "config groups (GROUP=OPTION; a named run from experiment/ is +experiment=NAME):"
+    return "\n".join([USAGE, "", heading, *describe_groups()])
 
 
 def main(argv: list[str]) -> int:

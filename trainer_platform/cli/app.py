@@ -28,8 +28,23 @@ def command_modules() -> list[ModuleType]:
     return sorted(modules, key=lambda m: (getattr(m, "ORDER", 100), m.NAME))
 
 
+def version_line() -> str:
+    """`trainer-platform X (verl Y, Python Z)`, from the installed packages' metadata (nothing imported)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return f"trainer-platform {of('trainer-platform')} (verl {of('verl')}, Python {platform.python_version()})"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trainer-platform", description=_DESCRIPTION)
+    parser.add_argument("--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in command_modules():
         p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,3 +35,17 @@ def read_lines(
                 yield pending.decode("utf-8", errors="replace")
             return
         time.sleep(poll_s)
+
+
+# CSI (colours, cursor moves) and OSC (titles, links) escape sequences
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+
+
+def plain(line: str) -> str:
+    """`line` as a terminal would leave it, for a pipe or a file: no escape sequences, and of a line that a progress
+    bar redrew with carriage returns only its last state."""
+    text = _ANSI.sub("", line)
+    if "\r" in text:
+        parts = [p for p in text.split("\r") if p.strip()]
+        text = parts[-1] if parts else ""
+    return text
