@@ -42,6 +42,7 @@ def test_cfg_prints_the_composed_config(tmp_path: Path, capsys: pytest.CaptureFi
     assert yaml.safe_load(capsys.readouterr().out)["hydra"]["job"]["name"] == "probe"
     assert main(["--info", "defaults"]) == 0
     assert "algorithm/grpo" in capsys.readouterr().out
+    assert logging.raiseExceptions  # restored after Hydra printed
     assert _nothing_written(tmp_path)
 
 
@@ -71,6 +72,7 @@ def test_shell_completion(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
         (["++hydra.output_subdir=.hydra"], "run_root"),
         (["-m", "hydra.sweep.dir=/tmp/x", "algorithm.lr=1e-6,2e-6"], "run_root"),
         (["--resolve"], "add --cfg job"),
+        (["--cfg", "job", "-m", "algorithm.lr=1e-6,2e-6"], "drop -m"),
         (["-cn", "other"], "+experiment=NAME"),
         (["--frobnicate"], "is not an option of train.py"),
         (["-m", "algorithm=grpo,grpoo", "dry_run=true"], "in the sweep run: algorithm=grpoo"),

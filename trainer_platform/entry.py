@@ -121,8 +121,12 @@ def _hydra_inspect(argv: list[str]) -> int:
     if not any(f.split("=", 1)[0] in ("-sc", "--shell-completion") for f in flags):
         from trainer_platform.compose import compose_config
 
+        if any(f in ("-m", "--multirun") for f in flags):
+            raise SpecError("-m", "cannot go with --cfg/--info (Hydra shows one config)", "drop -m; give one value")
         # hydra.* keys are fine here: `--cfg hydra hydra.job.name=x` shows Hydra's own config
         compose_config([o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))])
+    import logging
+
     import hydra
 
     from trainer_platform.paths import conf_dir
@@ -131,14 +135,15 @@ def _hydra_inspect(argv: list[str]) -> int:
     def _inspect(cfg: object) -> None:  # never called: each of these flags makes Hydra print and return
         return None
 
-    saved = sys.argv
+    saved, raising = sys.argv, logging.raiseExceptions
     sys.argv = [saved[0] if saved else "train.py", *argv]
+    logging.raiseExceptions = False  # Hydra prints --info through logging: `| head` must not print tracebacks
     try:
         _inspect()
     except SystemExit as exc:  # Hydra reports its own errors and exits 1
         return exc.code if isinstance(exc.code, int) else 1
     finally:
-        sys.argv = saved
+        sys.argv, logging.raiseExceptions = saved, raising
     return 0
 
 
