@@ -112,13 +112,15 @@ _JOBS: dict[str, _Job] = {}
 
 class LocalLauncher(Launcher):
     """Runs the job on this machine. `grace_s`: seconds between SIGTERM and SIGKILL when stopping it; `echo`:
-    copy the output to `console` (default: sys.stdout at submit time) besides train.log."""
+    copy the output to `console` (default: sys.stdout at submit time) besides train.log. By default the output goes
+    to train.log only (echoed when a `console` is given): the console shows a run from its run dir
+    (trainer_platform.console), and `verbose=true` shows train.log live there."""
 
     name = "local"
 
-    def __init__(self, grace_s: float = 10.0, echo: bool = True, console: TextIO | None = None) -> None:
+    def __init__(self, grace_s: float = 10.0, echo: bool | None = None, console: TextIO | None = None) -> None:
         self.grace_s = grace_s
-        self.echo = echo
+        self.echo = console is not None if echo is None else echo
         self.console = console
 
     def submit(self, job: VerlJob, run_dir: RunDir) -> Handle:

@@ -19,7 +19,7 @@ from trainer_platform.job import VerlJob
 from trainer_platform.paths import verl_ext_dir
 from trainer_platform.planner import Plan, plan
 from trainer_platform.prepare import prepare
-from trainer_platform.runs import RunDir, new_wandb_run_id
+from trainer_platform.runs import RunDir, new_wandb_run_id, utc_now
 from trainer_platform.spec import RunSpec
 from trainer_platform.verl_job import JobInputs, build_job, total_steps
 from trainer_platform.verl_schema import check_job_against_verl
@@ -94,6 +94,9 @@ def _launch(spec: RunSpec, existing: RunDir | None, argv: list[str]) -> int:
             "use a multi-node launcher, or dry_run=true to see the command",
         )
     run = existing or RunDir.allocate(Path(spec.run_root).expanduser(), spec.name or _default_name(spec))
+    preparing = utc_now()
+    if not spec.dry_run:
+        print(f"trainer_platform: {_summary(spec)}; {the_plan.world_size} x {the_plan.accelerator}", flush=True)
     try:
         job, steps = _prepare_job(spec, the_plan, batch, run, existing)
         files = _run_files(spec, the_plan, job)
@@ -115,16 +118,14 @@ def _launch(spec: RunSpec, existing: RunDir | None, argv: list[str]) -> int:
         print(dry_run_report(spec, the_plan, batch, job, steps))
         print(f"run dir: {run.path}")
         return 0
-    print(
-        f"trainer_platform: {_summary(spec)}; {steps or '?'} steps on {the_plan.world_size} x {the_plan.accelerator}",
-        flush=True,
-    )
     print(f"run dir: {run.path}", flush=True)
+    run.write_status(phases={"preparing": preparing})  # the console's clock: start-up vs training
+    from trainer_platform.console import show_while, summary_text
+
     launcher = launcher_cls()
     handle = launcher.submit(job, run)
-    code = launcher.wait(handle)
-    state = run.read_status().state
-    print(f"trainer_platform: run {state} (exit code {code})\nrun dir: {run.path}", flush=True)
+    code = show_while(run, lambda: launcher.wait(handle), verbose=spec.verbose)
+    print(summary_text(run), flush=True)  # its last line: run dir: PATH
     return code
 
 

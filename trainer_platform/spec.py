@@ -223,6 +223,7 @@ class RunSpec(_Strict):
     name: str | None = None
     run_root: str = "runs"
     dry_run: bool = False
+    verbose: bool = False
     resume: bool = False
     resume_dir: str | None = None
     train: TrainSettings = TrainSettings()

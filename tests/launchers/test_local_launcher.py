@@ -45,7 +45,7 @@ DRIVER = """
     run = RunDir.allocate(Path(sys.argv[1]), "run")
     run.create({"spec.yaml": "x: 1\\n"})
     job = VerlJob(entry_point="t", argv=("python", "-c", textwrap.dedent(sys.argv[2])))
-    launcher = LocalLauncher(grace_s=float(sys.argv[3]))
+    launcher = LocalLauncher(grace_s=float(sys.argv[3]), echo=True)
     handle = launcher.submit(job, run)
     sys.exit(launcher.wait(handle))
 """
@@ -122,6 +122,16 @@ def test_leftover_processes_end_with_the_job(tmp_path: Path) -> None:
     leftover = int(run.log_path.read_text().split()[1])
     assert wait_gone([leftover]) == []
     assert run.read_status().state == SUCCEEDED
+
+
+def test_by_default_the_output_goes_to_train_log_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The console shows a run from its run dir (trainer_platform.console); the launcher itself prints nothing."""
+    job = python_job("print('from the job', flush=True)")
+    run = new_run(tmp_path, job)
+    launcher = LocalLauncher(grace_s=2.0)
+    assert launcher.wait(launcher.submit(job, run)) == 0
+    assert capsys.readouterr().out == ""
+    assert run.log_path.read_text() == "from the job\n"
 
 
 def test_running_status_with_a_dead_process_is_lost(tmp_path: Path) -> None:

@@ -1,0 +1,154 @@
+"""`follow_run`: show a run while it runs, from its run directory alone (any launcher, any process).
+
+On a terminal: a live display (rich) with the phase, step/total, ETA, the key metrics and the warnings so far, each
+once with its count. Otherwise plain lines: one per phase, one short line per step. `verbose` adds train.log's
+lines (verl's full output) as they are written. The run's own files are never changed, except the phase times
+RunWatch records in status.json.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TextIO
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from trainer_platform.console.keys import fmt, fmt_duration
+from trainer_platform.console.view import Event, RunWatch, phase_label
+from trainer_platform.runs import RunDir, Status
+
+POLL_S = 0.5
+# warnings listed in the live display (the most frequent first); the summary lists them too
+LIVE_WARNINGS = 6
+
+
+def follow_run(
+    run_dir: RunDir,
+    *,
+    out: TextIO | None = None,
+    live: bool | None = None,
+    verbose: bool = False,
+    stop: threading.Event | None = None,
+    poll_s: float = POLL_S,
+) -> Status:
+    """Render `run_dir` until its status is terminal (or `stop` is set); return the last status read.
+
+    `out`: where to write (default sys.stdout); `live`: the rich display (None: when `out` is a terminal);
+    `verbose`: also show train.log's lines as they come.
+    """
+    out = sys.stdout if out is None else out
+    if live is None:
+        live = out.isatty()
+    watch = RunWatch(run_dir, with_log_lines=verbose)
+    return _follow_live(watch, out, stop, poll_s) if live else _follow_plain(watch, out, stop, poll_s)
+
+
+def show_while(run_dir: RunDir, wait: Callable[[], int], *, out: TextIO | None = None, verbose: bool = False) -> int:
+    """Call `wait()` (a launcher's wait: it stays in this thread, where signal handlers work) while `follow_run`
+    shows the run from another thread; return what `wait()` returned. A console that fails never stops the run."""
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def show() -> None:
+        try:
+            follow_run(run_dir, out=out, verbose=verbose, stop=stop)
+        except Exception as exc:  # noqa: BLE001 - the display is best effort; the run goes on
+            failure.append(exc)
+
+    thread = threading.Thread(target=show, name="trainer-platform-console", daemon=True)
+    thread.start()
+    try:
+        return wait()
+    finally:
+        stop.set()  # the run's status is final by now; the display reads the files to their end and stops
+        thread.join(timeout=30)
+        if failure:
+            print(f"trainer_platform: the console stopped ({type(failure[0]).__name__}: {failure[0]})", file=sys.stderr)
+
+
+def _polls(watch: RunWatch, stop: threading.Event | None, poll_s: float) -> Iterator[list[Event]]:
+    """Batches of events until the run is terminal or `stop` is set, the last batch read to the files' end."""
+    while True:
+        stopped = stop is not None and stop.is_set()
+        events = watch.poll()
+        if watch.status.terminal or stopped:
+            yield events + watch.poll(final=True)
+            return
+        yield events
+        if stop is not None:
+            stop.wait(poll_s)
+        else:
+            time.sleep(poll_s)
+
+
+def plain_line(watch: RunWatch, event: Event) -> str | None:
+    """The plain-mode line of one event."""
+    if event.kind == "phase":
+        return f"[{fmt_duration(event.at_s)}] {phase_label(event.name, watch.uses_ray)}"
+    if event.kind == "step":
+        total = f"/{watch.total}" if watch.total else ""
+        metrics = "  ".join(f"{label} {fmt(value)}" for label, value in event.values.items() if value is not None)
+        eta = watch.eta_s()
+        tail = f"  ETA {fmt_duration(eta)}" if eta is not None and watch.total and event.step < watch.total else ""
+        return f"step {event.step}{total}  {metrics}{tail}"
+    if event.kind == "log":
+        return event.text
+    return None
+
+
+def _follow_plain(watch: RunWatch, out: TextIO, stop: threading.Event | None, poll_s: float) -> Status:
+    for events in _polls(watch, stop, poll_s):
+        lines = [line for line in (plain_line(watch, e) for e in events) if line is not None]
+        if lines:
+            out.write("\n".join(lines) + "\n")
+            out.flush()
+    return watch.status
+
+
+def live_view(watch: RunWatch) -> RenderableType:
+    """The live display: phase and elapsed time, step/total with a bar and ETA, key metrics, warnings."""
+    phase = phase_label(watch.phase, watch.uses_ray) if watch.phase else "waiting for the job"
+    head = Text.assemble((f"{phase}", "bold cyan"), f"   elapsed {fmt_duration(watch.elapsed())}")
+    parts: list[RenderableType] = [head]
+    if watch.total:
+        done = watch.step or 0
+        bar = Table.grid(padding=(0, 1))
+        bar.add_row(
+            f"step {done}/{watch.total}",
+            ProgressBar(total=watch.total, completed=done, width=30),
+            f"ETA {fmt_duration(watch.eta_s())}",
+        )
+        parts.append(bar)
+    elif watch.step:
+        parts.append(Text(f"step {watch.step}"))
+    metrics = Table.grid(padding=(0, 2))
+    labels = list(watch.latest)
+    metrics.add_row(*[Text(label, style="dim") for label in labels])
+    metrics.add_row(*[fmt(watch.latest[label]) for label in labels])
+    parts.append(metrics)
+    if watch.log.warnings:
+        common = watch.log.warnings.most_common(LIVE_WARNINGS)
+        more = len(watch.log.warnings) - len(common)
+        parts.append(Text(f"warnings ({len(watch.log.warnings)} distinct, full text in train.log)", style="yellow"))
+        parts += [Text(f"  x{n} {msg[:110]}", style="yellow", no_wrap=True) for msg, n in common]
+        if more:
+            parts.append(Text(f"  ... and {more} more", style="yellow"))
+    return Group(*parts)
+
+
+def _follow_live(watch: RunWatch, out: TextIO, stop: threading.Event | None, poll_s: float) -> Status:
+    console = Console(file=out, force_terminal=True)
+    with Live(live_view(watch), console=console, refresh_per_second=4, transient=False) as display:
+        for events in _polls(watch, stop, poll_s):
+            for event in events:
+                if event.kind == "log":
+                    console.print(Text.from_ansi(event.text), soft_wrap=True)
+            display.update(live_view(watch))
+    return watch.status
