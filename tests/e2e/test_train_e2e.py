@@ -28,6 +28,16 @@ def test_tiny_sft_trains_and_records_the_run(tmp_path: Path) -> None:
     res = train("algorithm=sft", "data=tiny_sft", "name=default", cwd=tmp_path)
     run = run_dir_of(res)
     assert run == tmp_path / "runs" / "default"
+    # the console on a pipe: one line per phase, one short line per step, the summary; verl's output in train.log
+    out = res.stdout.splitlines()
+    assert len(out) < 40 and "step:1 -" not in res.stdout, res.stdout
+    phases = [line.split("] ", 1)[1] for line in out if line.startswith("[")]
+    assert phases == ["preparing model and data", "starting processes", "loading workers", "training"] + [
+        "saving checkpoint"
+    ] * (len(phases) - 4)
+    assert [line.split("  ")[0] for line in out if line.startswith("step ")] == [f"step {i}/5" for i in range(1, 6)]
+    assert out[-1] == f"run dir: {run}" and any(line.startswith("run succeeded: 5/5 steps, wall time") for line in out)
+    assert f"  export: trainer-platform export {run}" in out
     assert steps_with(run, "train/loss") == [1, 2, 3, 4, 5]
     from trainer_platform.runs import RunDir
 
@@ -49,8 +59,10 @@ def test_tiny_sft_trains_and_records_the_run(tmp_path: Path) -> None:
 def test_resume_continues_from_the_last_checkpoint(tmp_path: Path) -> None:
     first = run_dir_of(train("algorithm=sft", "data=tiny_sft", "name=resumable", "train.steps=3", cwd=tmp_path))
     assert steps_with(first, "train/loss") == [1, 2, 3]
-    second = run_dir_of(train("resume=true", f"resume_dir={first}", "train.steps=5", cwd=tmp_path))
+    res = train("resume=true", f"resume_dir={first}", "train.steps=5", "verbose=true", cwd=tmp_path)
+    second = run_dir_of(res)
     assert second == first
+    assert "step:4 -" in res.stdout and "step 4/5" in res.stdout  # verbose: verl's own lines live, and ours
     assert steps_with(first, "train/loss") == [1, 2, 3, 4, 5]  # steps 4-5 added; 1-3 not rerun
     log = (first / "train.log").read_text()
     assert "global_step_3" in log and log.count("step:1 -") == 1

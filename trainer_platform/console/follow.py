@@ -94,10 +94,12 @@ def plain_line(watch: RunWatch, event: Event) -> str | None:
         return f"[{fmt_duration(event.at_s)}] {phase_label(event.name, watch.uses_ray)}"
     if event.kind == "step":
         total = f"/{watch.total}" if watch.total else ""
-        metrics = "  ".join(f"{label} {fmt(value)}" for label, value in event.values.items() if value is not None)
+        parts = [f"step {event.step}{total}"]
+        parts += [f"{label} {fmt(value)}" for label, value in event.values.items() if value is not None]
         eta = watch.eta_s()
-        tail = f"  ETA {fmt_duration(eta)}" if eta is not None and watch.total and event.step < watch.total else ""
-        return f"step {event.step}{total}  {metrics}{tail}"
+        if eta is not None and watch.total and event.step < watch.total:
+            parts.append(f"ETA {fmt_duration(eta)}")
+        return "  ".join(parts)
     if event.kind == "log":
         return event.text
     return None
