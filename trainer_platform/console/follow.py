@@ -139,7 +139,7 @@ def live_view(watch: RunWatch) -> RenderableType:
         common = watch.log.warnings.most_common(LIVE_WARNINGS)
         more = len(watch.log.warnings) - len(common)
         parts.append(Text(f"warnings ({len(watch.log.warnings)} distinct, full text in train.log)", style="yellow"))
-        parts += [Text(f"  x{n} {msg[:110]}", style="yellow", no_wrap=True) for msg, n in common]
+        parts += [Text(f"  x{n} {msg}", style="yellow", no_wrap=True, overflow="ellipsis") for msg, n in common]
         if more:
             parts.append(Text(f"  ... and {more} more", style="yellow"))
     return Group(*parts)
