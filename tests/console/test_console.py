@@ -302,3 +302,26 @@ def test_a_log_line_without_warning_words_is_no_warning() -> None:
     scan = LogScan()
     scan.feed(["step:1 - actor/entropy:6.2", "Training Progress:  25%"])
     assert not scan.warnings and scan.phase == "training"
+
+
+def test_show_while_returns_what_wait_returns_even_when_the_display_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trainer_platform.console import show_while
+
+    run = new_run(tmp_path, "sft")
+
+    def wait() -> int:  # the job runs and ends while the display follows it
+        for _ in replay(run, "sft"):
+            pass
+        finish(run, T0 + 40)
+        return 0
+
+    out = io.StringIO()
+    assert show_while(run, wait, out=out) == 0
+    assert "step 3/3" in out.getvalue()
+
+    broken = new_run(tmp_path / "b", "sft")
+    broken.status_path.write_text("not json")
+    assert show_while(broken, lambda: 7, out=io.StringIO()) == 7
+    assert "the console stopped" in capsys.readouterr().err
