@@ -78,7 +78,7 @@ def check_hydra_keys(overrides: list[str]) -> None:
         if key.startswith(("hydra.run", "hydra.sweep", "hydra.output_subdir", "hydra.job.chdir")):
             hint = "each run lives in run_root/NAME: set run_root=DIR and name=NAME"
         elif key.startswith(("hydra.verbose", "hydra.job_logging", "hydra.hydra_logging", "hydra/job_logging")):
-            hint = "verl's whole output is in the run directory's train.log (`trainer-platform logs RUN`)"
+            hint = "verbose=true shows verl's output live; all of it is in the run's train.log (trainer-platform logs)"
         elif key.startswith(("hydra/launcher", "hydra.launcher")):
             hint = "pick where the job runs with launcher=NAME"
         else:

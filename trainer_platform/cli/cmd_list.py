@@ -12,44 +12,24 @@ from rich.table import Table
 from rich.text import Text
 
 from trainer_platform.cli.common import CliError, fmt_duration, fmt_time, launcher_state, row, state_text
-from trainer_platform.runs import RunDir, RunDirError, list_runs
+from trainer_platform.console.keys import fmt, key_metrics
+from trainer_platform.console.view import run_facts
+from trainer_platform.runs import RunDirError, list_runs
 
 NAME = "list"
 HELP = "table of the runs under a folder: state, step/target, main metric, checkpoint"
 ORDER = 40
-
-# the metric that says how a run is doing, first one present wins: (metrics.jsonl key, column label)
-MAIN_METRICS = (
-    ("critic/score/mean", "reward"),  # RL: mean sequence score of the rollouts
-    ("train/loss", "loss"),  # SFT and DPO
-    ("actor/pg_loss", "pg_loss"),
-)
-_TARGET_KEY = "trainer.total_training_steps="  # how many steps the verl job was asked for (every trainer)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("root", nargs="?", default="runs")
 
 
-def main_metric(values: dict[str, Any]) -> str:
-    """`label value` of the run's main metric, or '-'."""
-    for key, label in MAIN_METRICS:
-        value = values.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return f"{label} {value:.3g}"
-    return "-"
-
-
-def target_steps(run_dir: RunDir) -> int | None:
-    """The number of steps the run's verl job was asked for (from job.json), or None."""
-    try:
-        argv = run_dir.read_job().argv if run_dir.job_path.exists() else ()
-    except RunDirError:
-        return None
-    for arg in argv:
-        if arg.startswith(_TARGET_KEY) and arg.removeprefix(_TARGET_KEY).isdigit():
-            return int(arg.removeprefix(_TARGET_KEY))
-    return None
+def main_metric(kind: str | None, values: dict[str, Any]) -> str:
+    """`label value` of the first key metric of the run's algorithm kind (the console's), or '-'."""
+    metric = key_metrics(kind)[0]
+    value = metric.value(values)
+    return "-" if value is None else f"{metric.label} {fmt(value)}"
 
 
 def _steps(step: int | None, target: int | None) -> str:
@@ -84,12 +64,13 @@ def run(args: argparse.Namespace, out: Console) -> int:
             continue
         step, values = run_dir.latest_metrics()
         ckpt = run_dir.last_checkpoint_step()
+        kind, target, _ = run_facts(run_dir)
         row(
             table,
             name,
             state_text(launcher_state(run_dir)),
-            _steps(step, target_steps(run_dir)),
-            main_metric(values),
+            _steps(step, target),
+            main_metric(kind, values),
             "-" if ckpt is None else str(ckpt),
             fmt_duration(status.duration_s()),
             fmt_time(status.created)[5:16],
