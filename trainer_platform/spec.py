@@ -135,6 +135,11 @@ class Arch(_Strict):
     vocab: PositiveInt
     intermediate: PositiveInt
     tie_embeddings: bool = False
+    # planner facts (conf/model/*.yaml documents each); null head_dim = hidden / heads, 0 experts = dense
+    head_dim: PositiveInt | None = None
+    experts: Annotated[int, Field(ge=0)] = 0
+    experts_per_token: Annotated[int, Field(ge=0)] = 0
+    moe_intermediate: PositiveInt | None = None
 
 
 class ModelSpec(_Strict):
@@ -142,7 +147,10 @@ class ModelSpec(_Strict):
     path: str | None
     builtin: Literal["tiny"] | None = None
     trust_remote_code: bool = False
-    gradient_checkpointing: bool = True
+    # null = the planner decides (on only where memory needs it)
+    gradient_checkpointing: bool | None = None
+    # LoRA rank: 0 = full fine-tuning, null = full unless it cannot fit (then the planner picks LoRA)
+    lora_rank: Annotated[int, Field(ge=0)] | None = None
     arch: Arch
 
     @property
@@ -188,6 +196,15 @@ class ComputeSpec(_Strict):
     gpus_per_node: PositiveInt | None = None
     rollout_engine: Literal["auto", "vllm", "sglang", "hf"] = "auto"
     rollout_tp: PositiveInt | None = None
+    # memory settings; null = the planner picks (conf/compute/*.yaml documents each)
+    rollout_memory_fraction: Annotated[float, Field(gt=0, lt=1)] | None = None
+    fsdp_strategy: Literal["fsdp", "fsdp2"] | None = None
+    param_offload: bool | None = None
+    optimizer_offload: bool | None = None
+    dynamic_batching: bool | None = None
+    max_tokens_per_gpu: PositiveInt | None = None
+    ulysses: PositiveInt | None = None
+    safety_margin: Annotated[float, Field(ge=0, lt=1)] = 0.1
 
 
 class LauncherSpec(_Strict):

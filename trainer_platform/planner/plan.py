@@ -1,7 +1,7 @@
 """plan(spec): resolve `compute=auto`, pick the platform and rollout engine, and settle per-GPU settings.
 
-A Plan says what was decided and why (`notes`), so a dry run can show it. The memory model and fit check
-will live beside this module; today the planner resolves hardware, engines and micro batches.
+A Plan says what was decided and why (`notes`, and the fit's reasons), so a dry run can show it. Memory settings
+come from the fit check (fit.py: memory model + search); verl_job.py maps them onto verl's keys.
 """
 
 from __future__ import annotations
@@ -9,11 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from trainer_platform.errors import SpecError
+from trainer_platform.planner.fit import Fit, fit_run
 from trainer_platform.planner.hardware import Hardware, accelerator_slug, detect_hardware, installed_rollout_engines
 from trainer_platform.spec import RLAlgorithm, RunSpec
 
 # tokens one GPU processes per micro batch when the user leaves micro_batch_size_per_gpu unset
 _GPU_TOKENS_PER_MICRO = 16384
+# Ray logical CPUs of a local CPU run: verl's actors each reserve one, and with fewer logical CPUs than actors
+# the job waits forever (measured on 2 cores: num_cpus=2 hangs); 16 covers every RL role plus workers
+_CPU_RAY_CPUS = 16
+# rollout memory fraction when the GPU's memory is unknown (verl's examples use 0.6 on 80 GB GPUs)
+_DEFAULT_ROLLOUT_FRACTION = 0.6
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,14 @@ class Plan:
     micro_batch_size_per_gpu: int
     # why each choice was made, for the dry run and the record
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # the memory fit: settings, estimate, reasons (None when the GPU's memory is unknown)
+    fit: Fit | None = None
+    # Ray logical CPUs for a local RL run (None: Ray counts the machine's cores)
+    ray_num_cpus: int | None = None
+
+    @property
+    def rollout_memory_fraction(self) -> float:
+        return self.fit.settings.rollout_fraction if self.fit else _DEFAULT_ROLLOUT_FRACTION
 
     @property
     def world_size(self) -> int:
@@ -69,7 +83,32 @@ def plan(spec: RunSpec, hardware: Hardware | None = None, engines: tuple[str, ..
     platform = "cpu" if accelerator == "cpu" else "cuda"
     assert gpus_per_node is not None, "presets other than auto name their GPU count"
     engine, tp = _rollout(spec, platform, gpus_per_node, memory, engines, notes)
-    micro = _micro_batch(spec, platform, gpus_per_node * compute.nodes, notes)
+    world = gpus_per_node * compute.nodes
+    micro = _micro_batch(spec, platform, world, notes)
+    fit = fit_run(
+        spec,
+        on_cpu=platform == "cpu",
+        accelerator=accelerator,
+        memory_gib=memory,
+        world=world,
+        gpus_per_node=gpus_per_node,
+        engine=engine,
+        micro_batch=micro,
+    )
+    if fit is not None and platform != "cpu":
+        tp = fit.settings.rollout_tp if engine in ("vllm", "sglang") else tp
+        if not fit.settings.dynamic:
+            micro = fit.settings.micro_batch
+        notes[:] = [n for n in notes if not n.startswith(("micro batch per GPU", "rollout tensor parallel"))]
+        notes += [f"{name}: {value} ({why})" for name, value, why in fit.reasons]
+    if fit is not None:
+        peak = fit.estimate.peak
+        notes.append(
+            f"memory per GPU: ~{peak.total_gib:.1f} of {fit.capacity_gib:.1f} GiB at the {peak.name} peak "
+            f"({'fits' if fit.verdict == 'yes' else 'tight: fits only with shorter average sequences'}; estimate)"
+        )
+    else:
+        notes.append("memory: not estimated (GPU memory unknown: set compute.gpu_memory_gib)")
     return Plan(
         platform=platform,
         accelerator=accelerator,
@@ -80,6 +119,8 @@ def plan(spec: RunSpec, hardware: Hardware | None = None, engines: tuple[str, ..
         rollout_tp=tp,
         micro_batch_size_per_gpu=micro,
         notes=tuple(notes),
+        fit=fit,
+        ray_num_cpus=_CPU_RAY_CPUS if platform == "cpu" else None,
     )
 
 
