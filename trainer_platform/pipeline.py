@@ -191,8 +191,9 @@ def resolve_wandb_mode(spec: RunSpec) -> str:
 def _run_files(spec: RunSpec, the_plan: Plan, job: VerlJob) -> dict[str, str]:
     import yaml
 
-    plan_data = {k: getattr(the_plan, k) for k in the_plan.__dataclass_fields__}
-    plan_data["notes"] = list(the_plan.notes)
+    from trainer_platform.planner.report import plan_to_dict
+
+    plan_data = plan_to_dict(the_plan)
     return {
         "spec.yaml": yaml.safe_dump(spec.to_config(), sort_keys=False),
         "plan.json": json.dumps(plan_data, indent=2),
@@ -229,6 +230,8 @@ def _count(n: int) -> str:
 
 def dry_run_report(spec: RunSpec, the_plan: Plan, batch: BatchMath, job: VerlJob, steps: int | None) -> str:
     """What a dry run prints: spec summary, plan, batch arithmetic and the copy-pasteable command."""
+    from trainer_platform.planner.report import plan_text
+
     algo = spec.algorithm
     params = spec.model.arch.params
     lines = [
@@ -241,6 +244,7 @@ def dry_run_report(spec: RunSpec, the_plan: Plan, batch: BatchMath, job: VerlJob
         f"  launcher   {spec.launcher.name}; logger {', '.join(spec.logger.backends) or 'run dir only'}",
         "plan:",
         *[f"  - {note}" for note in the_plan.notes],
+        plan_text(the_plan),
         "batch arithmetic:",
         *[f"  {line}" for line in batch.lines()],
         "command:",

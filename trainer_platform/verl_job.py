@@ -16,6 +16,7 @@ from trainer_platform.batch import BatchMath
 from trainer_platform.job import VerlJob
 from trainer_platform.planner import Plan
 from trainer_platform.spec import DPOAlgorithm, RLAlgorithm, RunSpec, SFTAlgorithm
+from trainer_platform.verl_memory import engine_memory_overrides, gradient_checkpointing, rl_memory_overrides
 
 SFT_ENTRY = "verl.trainer.sft_trainer"
 RL_ENTRY = "verl.trainer.main_ppo"
@@ -131,11 +132,12 @@ def _engine_trainer_overrides(
         f"data.max_length={spec.data.max_length}",
         f"model.path={_q(inputs.model_path)}",
         f"model.trust_remote_code={spec.model.trust_remote_code}",
-        f"model.enable_gradient_checkpointing={spec.model.gradient_checkpointing}",
+        f"model.enable_gradient_checkpointing={gradient_checkpointing(plan, spec.model.gradient_checkpointing)}",
         *_optim("optim", algo.lr, algo.weight_decay, algo.warmup_ratio, algo.grad_clip, algo.lr_schedule),
         f"trainer.save_freq={spec.train.save_every or -1}",
         *_trainer(spec, plan, inputs, total_steps(spec, inputs.train_rows)),
     ]
+    out += engine_memory_overrides(plan, isinstance(algo, SFTAlgorithm), spec.compute.fsdp_strategy)
     if plan.on_cpu:
         # dataloader workers only compete with the trainer for the few cores a CPU run has
         out += [*_cpu_engine_overrides("engine", "model"), "data.num_workers=0"]
@@ -180,7 +182,7 @@ def _rl_overrides(spec: RunSpec, algo: RLAlgorithm, plan: Plan, batch: BatchMath
         f"data.seed={spec.train.seed}",
         f"{arr}.model.path={_q(inputs.model_path)}",
         f"{arr}.model.trust_remote_code={spec.model.trust_remote_code}",
-        f"{arr}.model.enable_gradient_checkpointing={spec.model.gradient_checkpointing}",
+        f"{arr}.model.enable_gradient_checkpointing={gradient_checkpointing(plan, spec.model.gradient_checkpointing)}",
         *_optim(f"{arr}.actor.optim", algo.lr, algo.weight_decay, algo.warmup_ratio, None, None),
         f"{arr}.actor.grad_clip={algo.grad_clip}",
         f"{arr}.actor.ppo_mini_batch_size={algo.mini_batch_size}",
@@ -206,8 +208,7 @@ def _rl_overrides(spec: RunSpec, algo: RLAlgorithm, plan: Plan, batch: BatchMath
         f"trainer.val_before_train={spec.train.val_before_train}",
         *_trainer(spec, plan, inputs, steps),
     ]
-    if not plan.on_cpu:
-        out.append(f"{arr}.rollout.gpu_memory_utilization=0.6")
+    out += rl_memory_overrides(plan, algo.critic is not None, spec.compute.fsdp_strategy)
     if algo.critic is not None:
         out += [
             f"critic.model.path={_q(inputs.model_path)}",
@@ -267,7 +268,7 @@ def _ray_overrides(spec: RunSpec, plan: Plan, inputs: JobInputs) -> list[str]:
         # verl's actors each reserve a CPU: more logical CPUs than cores, or the job waits forever; the dashboard
         # only costs start-up time on a private, short-lived instance
         out += [
-            "ray_kwargs.ray_init.num_cpus=16",
+            f"ray_kwargs.ray_init.num_cpus={plan.ray_num_cpus}",
             f"+ray_kwargs.ray_init.num_gpus={plan.world_size}",
             "+ray_kwargs.ray_init.include_dashboard=False",
         ]

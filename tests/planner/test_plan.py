@@ -48,9 +48,10 @@ def test_vllm_on_cpu_is_refused() -> None:
 
 
 def test_rollout_tp_grows_with_the_model() -> None:
-    small = plan(spec_of("algorithm=grpo", "data=tiny_math", "model=qwen2_5_7b", "compute=8xh100"))
-    big = plan(spec_of("algorithm=grpo", "data=tiny_math", "model=qwen2_5_32b", "compute=8xh100"))
-    assert small.rollout_tp == 1 and big.rollout_tp == 4
+    shape = ("data.max_prompt_length=512", "data.max_response_length=1024", "algorithm.batch_size=1024")
+    small = plan(spec_of("algorithm=grpo", "data=tiny_math", "model=qwen2_5_7b", "compute=8xh100", *shape))
+    big = plan(spec_of("algorithm=grpo", "data=tiny_math", "model=qwen2_5_32b", "compute=8xh100", *shape))
+    assert small.rollout_tp < big.rollout_tp
 
 
 def test_explicit_rollout_tp_must_divide_the_node() -> None:

@@ -20,8 +20,9 @@ _RUNGS = ((False, False, False), (True, False, False), (True, False, True), (Tru
 _BUDGETS = (65536, 49152, 32768, 24576, 16384, 12288, 8192, 6144, 4096, 3072, 2048, 1024)
 # rollout memory fractions tried (largest first); verl's docs advise staying below 0.9
 _FRACTIONS = (0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2, 0.15, 0.1)
-# the KV cache should hold this many full-length sequences per engine replica before TP grows further
-_KV_SEQUENCES = 16
+# the KV cache should hold a replica's share of the step's sequences, up to this many, at full length, before TP
+# stops growing (fewer means the engine preempts and re-runs sequences: slower, not an OOM)
+_KV_SEQUENCES = 256
 # LoRA rank the planner falls back to (verl's examples/tuning scripts use 32)
 LORA_FALLBACK = 32
 
@@ -85,7 +86,8 @@ def _batching(m: ModelFacts, w: Workload, s: Settings, cap: float, margin: float
 
 
 def _rollout(m: ModelFacts, w: Workload, s: Settings, cap: float, margin: float, user: UserChoices) -> Settings:
-    """Smallest TP whose KV cache holds _KV_SEQUENCES full sequences, then the largest fraction that fits."""
+    """Smallest TP whose KV cache holds the replica's sequences (at most _KV_SEQUENCES) at full length, with the
+    largest memory fraction the rollout phase leaves room for."""
     if w.rollout_engine not in ("vllm", "sglang"):
         return s
     tps = [user.rollout_tp] if user.rollout_tp else [t for t in (1, 2, 4, 8) if w.gpus_per_node % t == 0]
@@ -98,7 +100,8 @@ def _rollout(m: ModelFacts, w: Workload, s: Settings, cap: float, margin: float,
             rollout = est.phases[0]
             if rollout.total_gib > cap * (1 - margin) or not est.kv_tokens or est.kv_tokens < w.seq_len:
                 continue
-            if est.kv_tokens >= _KV_SEQUENCES * w.seq_len:
+            wanted = min((w.per_rank_batch or w.per_rank_sequences) * tp, _KV_SEQUENCES)
+            if est.kv_tokens >= wanted * w.seq_len:
                 return candidate
             fallback = fallback or candidate
             break
@@ -180,7 +183,7 @@ def _reasons(s: Settings, user: UserChoices, w: Workload) -> tuple[tuple[str, st
         out.append(row("micro batch per GPU", s.micro_batch, user.micro_batch, "largest divisor that fits"))
     if w.rollout_engine in ("vllm", "sglang"):
         out.append(row("rollout TP", s.rollout_tp, user.rollout_tp,
-                       f"smallest whose KV cache holds {_KV_SEQUENCES} full sequences"))
+                       "smallest whose KV cache holds its share of the step's sequences"))
         out.append(row("rollout memory fraction", s.rollout_fraction, user.rollout_fraction,
                        "largest the rollout phase leaves room for"))
     return tuple(out)
