@@ -95,7 +95,9 @@ def test_sft_batch_must_split_over_ranks() -> None:
 
 
 def test_slugs() -> None:
-    assert accelerator_slug("NVIDIA A100-SXM4-80GB") == "a100"
+    assert accelerator_slug("NVIDIA A100-SXM4-80GB") == "a100_80g"
+    assert accelerator_slug("NVIDIA A100-SXM4-40GB") == "a100_40g"
+    assert accelerator_slug("NVIDIA L4") == "l4"
     assert accelerator_slug("NVIDIA H200") == "h200"
 
 

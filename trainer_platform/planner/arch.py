@@ -100,7 +100,11 @@ def facts_from_config(config: dict[str, Any], fallback_params: int) -> ModelFact
     # gate, up and down projections of every expert plus the router (dense: one MLP)
     mlp = 3 * hidden * experts * (moe_inter or inter) + hidden * experts if experts else 3 * hidden * inter
     attn = hidden * (heads * head_dim) * 2 + hidden * (kv_heads * head_dim) * 2
-    counted = layers * (attn + mlp + 2 * hidden) + vocab * hidden * (1 if tie else 2)
+    # q/k/v biases: Qwen2 always has them; others say so with attention_bias
+    if cfg.get("model_type") == "qwen2" or cfg.get("attention_bias"):
+        attn += heads * head_dim + 2 * kv_heads * head_dim
+    # two RMSNorms per layer, the final norm, the embeddings (and an untied output head)
+    counted = layers * (attn + mlp + 2 * hidden) + hidden + vocab * hidden * (1 if tie else 2)
     return ModelFacts(
         params=counted or fallback_params,
         layers=layers,

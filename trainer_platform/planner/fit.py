@@ -2,8 +2,9 @@
 
 Every launch goes through `fit_run` (from `plan`): on GPUs the settings the user left null are searched; what the
 user set is kept, and when it cannot fit the run is refused before launch naming the biggest consumer and the
-cheapest fix, with numbers. On CPU the settings stay as the CPU path needs them and the estimate is checked
-against host memory.
+cheapest fix, with numbers. On CPU the settings stay as the CPU path needs them and the estimate is compared with
+host memory as a warning only (verdict "over"): the CPU path exists for small models, its kernels differ from the
+GPU ones the model counts (no flash-attention, fp32), and host memory can swap.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class Fit:
 
     settings: Settings
     estimate: Estimate
-    # "yes" | "tight" (fits only when sequences are short on average)
+    # "yes" | "tight" (fits only when sequences are short on average) | "over" (CPU: above host memory, a warning)
     verdict: str
     # (setting, value, why)
     reasons: tuple[tuple[str, str, str], ...]
@@ -92,8 +93,15 @@ def host_memory_gib() -> float:
 
 
 def fit_run(
-    spec: RunSpec, *, on_cpu: bool, accelerator: str, memory_gib: float | None, world: int, gpus_per_node: int,
-    engine: str | None, micro_batch: int,
+    spec: RunSpec,
+    *,
+    on_cpu: bool,
+    accelerator: str,
+    memory_gib: float | None,
+    world: int,
+    gpus_per_node: int,
+    engine: str | None,
+    micro_batch: int,
 ) -> Fit | None:
     """Search (GPU) or check (CPU) the memory settings; None when the capacity is unknown."""
     facts = model_facts(spec.model)
@@ -111,11 +119,10 @@ def fit_run(
             lora_rank=user.lora_rank or 0,
         )
         est = estimate(facts, w, s, cap)
-        verdict = "yes" if est.fits(margin) else "tight" if estimate(facts, w, s, cap, FILL_FLOOR).fits() else "no"
-        if verdict == "no":
-            raise _refusal(est, accelerator, None)
-        return Fit(s, est, verdict, (("platform", "cpu", "settings of the CPU path; estimate vs host memory"),),
-                   cap, margin)
+        verdict = "yes" if est.fits(margin) else "tight" if estimate(facts, w, s, cap, FILL_FLOOR).fits() else "over"
+        return Fit(
+            s, est, verdict, (("platform", "cpu", "settings of the CPU path; estimate vs host memory"),), cap, margin
+        )
     cap = memory_gib or (gpu.memory_gib if (gpu := gpu_by_slug(accelerator)) else 0.0)
     if not cap:
         return None

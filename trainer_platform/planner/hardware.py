@@ -55,7 +55,12 @@ def installed_rollout_engines() -> tuple[str, ...]:
 
 
 def accelerator_slug(gpu_name: str) -> str:
-    """'NVIDIA H100 80GB HBM3' -> 'h100'; unknown names -> their first lower-cased model token."""
+    """'NVIDIA H100 80GB HBM3' -> 'h100' (the GPU table's name); unknown names -> their first lower-cased token."""
+    from trainer_platform.planner.gpus import gpu_by_device_name
+
+    known_gpu = gpu_by_device_name(gpu_name)
+    if known_gpu is not None:
+        return known_gpu.slug
     lowered = gpu_name.lower()
     for known in ("h200", "h100", "h800", "a100", "a800", "l40s", "l4", "a10g", "b200", "gb200"):
         if known in lowered:

@@ -18,6 +18,11 @@ _GPU_TOKENS_PER_MICRO = 16384
 # Ray logical CPUs of a local CPU run: verl's actors each reserve one, and with fewer logical CPUs than actors
 # the job waits forever (measured on 2 cores: num_cpus=2 hangs); 16 covers every RL role plus workers
 _CPU_RAY_CPUS = 16
+_VERDICTS = {
+    "yes": "fits",
+    "tight": "tight: fits only with shorter average sequences",
+    "over": "WARNING: above this machine's memory",
+}
 # rollout memory fraction when the GPU's memory is unknown (verl's examples use 0.6 on 80 GB GPUs)
 _DEFAULT_ROLLOUT_FRACTION = 0.6
 
@@ -105,7 +110,7 @@ def plan(spec: RunSpec, hardware: Hardware | None = None, engines: tuple[str, ..
         peak = fit.estimate.peak
         notes.append(
             f"memory per GPU: ~{peak.total_gib:.1f} of {fit.capacity_gib:.1f} GiB at the {peak.name} peak "
-            f"({'fits' if fit.verdict == 'yes' else 'tight: fits only with shorter average sequences'}; estimate)"
+            f"({_VERDICTS[fit.verdict]}; estimate)"
         )
     else:
         notes.append("memory: not estimated (GPU memory unknown: set compute.gpu_memory_gib)")

@@ -17,9 +17,7 @@ from trainer_platform.planner.plan import Plan
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
     """Plain data for plan.json: the decisions, the chosen settings with reasons, memory per phase/role/kind."""
-    out: dict[str, Any] = {
-        k: getattr(plan, k) for k in plan.__dataclass_fields__ if k not in ("fit", "notes")
-    }
+    out: dict[str, Any] = {k: getattr(plan, k) for k in plan.__dataclass_fields__ if k not in ("fit", "notes")}
     out["notes"] = list(plan.notes)
     out["rollout_memory_fraction"] = plan.rollout_memory_fraction if plan.rollout_engine else None
     fit = plan.fit
@@ -69,9 +67,7 @@ def memory_table(plan: Plan) -> Table | None:
             cells.append(f"{gib:.1f}" if gib else "-")
         table.add_row(Text(role), Text(kind), *cells)
     limit = fit.capacity_gib * (1 - fit.margin)
-    totals = [
-        Text(f"{p.total_gib:.1f}", style="red" if p.total_gib > limit else "green") for p in phases
-    ]
+    totals = [Text(f"{p.total_gib:.1f}", style="red" if p.total_gib > limit else "green") for p in phases]
     table.add_row(Text("total", style="bold"), Text(f"limit {limit:.1f} (margin {fit.margin:.0%})"), *totals)
     return table
 
@@ -93,10 +89,9 @@ def verdict_line(plan: Plan) -> str:
     if fit is None:
         return "memory not estimated: the GPU's memory is unknown (set compute.gpu_memory_gib)"
     peak = fit.estimate.peak
-    state = {"yes": "fits", "tight": "TIGHT"}[fit.verdict]
+    state = {"yes": "fits", "tight": "TIGHT", "over": "WARNING, above host memory"}[fit.verdict]
     return (
-        f"{state}: peak ~{peak.total_gib:.1f} GiB per GPU ({peak.name}) of {fit.capacity_gib:.1f} GiB. "
-        f"{ESTIMATE_NOTE}."
+        f"{state}: peak ~{peak.total_gib:.1f} GiB per GPU ({peak.name}) of {fit.capacity_gib:.1f} GiB. {ESTIMATE_NOTE}."
     )
 
 

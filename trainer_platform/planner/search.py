@@ -131,21 +131,20 @@ def candidates(m: ModelFacts, w: Workload, user: UserChoices, dynamic_default: b
 def choose(m: ModelFacts, w: Workload, cap: float, margin: float, user: UserChoices, dynamic_default: bool) -> Choice:
     """The first candidate that fits with the margin at full length; else the first that fits at FILL_FLOOR
     ('tight'); else the fastest candidate with verdict 'no' (the caller explains and refuses)."""
-    tight: Settings | None = None
-    tried: list[Settings] = []
-    for base in candidates(m, w, user, dynamic_default):
+    bases = candidates(m, w, user, dynamic_default)
+    for base in bases:
         s = _batching(m, w, base, cap, margin, user)
         if s is not None:
             s = _rollout(m, w, s, cap, margin, user)
             est = estimate(m, w, s, cap)
             if est.fits(margin):
                 return Choice(s, est, "yes", _reasons(s, user, w))
+    tried = []
+    for base in bases:
         smallest = _rollout(m, w, _smallest(base, user, w), cap, 0.0, user)
+        if estimate(m, w, smallest, cap, fill=FILL_FLOOR).fits(0.0):
+            return Choice(smallest, estimate(m, w, smallest, cap), "tight", _reasons(smallest, user, w))
         tried.append(smallest)
-        if tight is None and estimate(m, w, smallest, cap, fill=FILL_FLOOR).fits(0.0):
-            tight = smallest
-    if tight is not None:
-        return Choice(tight, estimate(m, w, tight, cap), "tight", _reasons(tight, user, w))
     # nothing fits: report the candidate that comes closest
     best = min(tried, key=lambda s: estimate(m, w, s, cap, fill=FILL_FLOOR).peak.total_gib)
     return Choice(best, estimate(m, w, best, cap), "no", _reasons(best, user, w))
@@ -168,13 +167,23 @@ def _reasons(s: Settings, user: UserChoices, w: Workload) -> tuple[tuple[str, st
 
     needed, faster = "needed to fit", "fits without it (faster)"
     out = [
-        row("gradient checkpointing", s.gradient_checkpointing, user.gradient_checkpointing,
-            needed if s.gradient_checkpointing else faster),
-        row("optimizer offload", s.optimizer_offload, user.optimizer_offload, needed if s.optimizer_offload else faster),
+        row(
+            "gradient checkpointing",
+            s.gradient_checkpointing,
+            user.gradient_checkpointing,
+            needed if s.gradient_checkpointing else faster,
+        ),
+        row(
+            "optimizer offload", s.optimizer_offload, user.optimizer_offload, needed if s.optimizer_offload else faster
+        ),
         row("param offload", s.param_offload, user.param_offload, needed if s.param_offload else faster),
         row("ulysses", s.ulysses, user.ulysses, needed if s.ulysses > 1 else "sequences fit on one GPU"),
-        row("lora rank", s.lora_rank, user.lora_rank,
-            "full fine-tuning cannot fit" if s.lora_rank else "full fine-tuning fits"),
+        row(
+            "lora rank",
+            s.lora_rank,
+            user.lora_rank,
+            "full fine-tuning cannot fit" if s.lora_rank else "full fine-tuning fits",
+        ),
         row("dynamic batching", s.dynamic, user.dynamic, "packs micro batches by tokens" if s.dynamic else "fixed"),
     ]
     if s.dynamic:
@@ -182,10 +191,22 @@ def _reasons(s: Settings, user: UserChoices, w: Workload) -> tuple[tuple[str, st
     else:
         out.append(row("micro batch per GPU", s.micro_batch, user.micro_batch, "largest divisor that fits"))
     if w.rollout_engine in ("vllm", "sglang"):
-        out.append(row("rollout TP", s.rollout_tp, user.rollout_tp,
-                       "smallest whose KV cache holds its share of the step's sequences"))
-        out.append(row("rollout memory fraction", s.rollout_fraction, user.rollout_fraction,
-                       "largest the rollout phase leaves room for"))
+        out.append(
+            row(
+                "rollout TP",
+                s.rollout_tp,
+                user.rollout_tp,
+                "smallest whose KV cache holds its share of the step's sequences",
+            )
+        )
+        out.append(
+            row(
+                "rollout memory fraction",
+                s.rollout_fraction,
+                user.rollout_fraction,
+                "largest the rollout phase leaves room for",
+            )
+        )
     return tuple(out)
 
 
