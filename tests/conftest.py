@@ -71,7 +71,8 @@ def write_gsm8k_like(folder: Path, rows: int = 8) -> Path:
 
 @pytest.fixture(scope="session")
 def gsm8k_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_gsm8k_like(tmp_path_factory.mktemp("gsm8k"))
+    """GSM8K-shaped files with enough rows for the presets' largest batch (dry runs check rows against batches)."""
+    return write_gsm8k_like(tmp_path_factory.mktemp("gsm8k"), rows=1024)
 
 
 @pytest.fixture(scope="session")

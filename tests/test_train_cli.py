@@ -35,11 +35,12 @@ def test_dry_run_of_the_issue_example(tmp_path: Path, gsm8k_dir: Path) -> None:
     assert "algorithm.adv_estimator=grpo" in out and "actor_rollout_ref.actor.use_kl_loss=True" in out
     assert "batch arithmetic:" in out and "sequences per step         5120" in out
     last = out.strip().splitlines()[-1]
-    assert last.startswith("run dir: ")
-    run = Path(last.removeprefix("run dir: "))
-    assert (run / "spec.yaml").is_file() and (run / "launch.sh").is_file()
-    assert not (run / "metrics.jsonl").exists() and not (run / "handle.json").exists()
-    assert "exec env " in (run / "launch.sh").read_text()
+    assert last.startswith("dry run files: ")
+    files = Path(last.removeprefix("dry run files: "))
+    assert files.parent == tmp_path / "runs" / ".dry-runs"
+    assert (files / "spec.yaml").is_file() and (files / "launch.sh").is_file()
+    assert not (files / "status.json").exists() and _run_dirs(tmp_path) == []
+    assert "exec env " in (files / "launch.sh").read_text()
 
 
 def test_dry_run_imports_neither_torch_nor_ray(tmp_path: Path) -> None:
@@ -97,7 +98,7 @@ def test_multi_node_compute_needs_a_multi_node_launcher(tmp_path: Path) -> None:
     assert res.returncode == 2 and "spans 2 nodes" in res.stderr and _run_dirs(tmp_path) == []
 
 
-def test_a_dry_run_is_listed_as_such(tmp_path: Path) -> None:
+def test_a_dry_run_is_not_listed_as_a_run(tmp_path: Path) -> None:
     assert train("dry_run=true", "name=dry", cwd=tmp_path).returncode == 0
     res = subprocess.run(
         [sys.executable, "-m", "trainer_platform.cli", "list", str(tmp_path / "runs")],
@@ -105,4 +106,4 @@ def test_a_dry_run_is_listed_as_such(tmp_path: Path) -> None:
         text=True,
         timeout=60,
     )
-    assert res.returncode == 0 and "dry run" in res.stdout and "pending" not in res.stdout
+    assert res.returncode == 0 and "no runs under" in res.stdout, res.stdout

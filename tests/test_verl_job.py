@@ -12,7 +12,8 @@ from trainer_platform.compose import compose_config
 from trainer_platform.pipeline import launch_script, resolve_wandb_mode
 from trainer_platform.planner import Hardware, plan
 from trainer_platform.spec import RunSpec
-from trainer_platform.verl_job import JobInputs, build_job, total_steps
+from trainer_platform.steps import total_steps
+from trainer_platform.verl_job import JobInputs, build_job
 
 CPU_BOX = Hardware(gpus=(), gpu_memory_gib=0.0, cpu_cores=2)
 
@@ -83,9 +84,17 @@ def test_wandb_env_carries_the_run_identity_but_no_secret(monkeypatch: pytest.Mo
     assert "trainer.logger=[console,wandb,file]" in job.argv
 
 
+def test_wandb_mode_auto_keeps_an_exported_wandb_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = RunSpec.from_config(compose_config(["logger=wandb"]))
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert resolve_wandb_mode(spec) == "offline"
+
+
 def test_wandb_mode_auto(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     spec = RunSpec.from_config(compose_config(["logger=wandb"]))
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
     assert resolve_wandb_mode(spec) == "offline"
     (tmp_path / "netrc").write_text("machine api.wandb.ai login user password x\n")

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trainer_platform.data.files import MissingFileError, check_model_dir, check_parquet
 from trainer_platform.errors import SpecError, choices_hint
 
 if TYPE_CHECKING:
@@ -16,22 +17,22 @@ if TYPE_CHECKING:
 
 # which data format each algorithm family trains on
 FORMAT_FOR_KIND = {"sft": "messages", "rl": "prompts", "dpo": "preference"}
-# columns each data format must have (verl's names)
-REQUIRED_COLUMNS = {
-    "messages": ("messages",),
-    "prompts": ("prompt", "data_source"),
-    "preference": ("prompt", "chosen", "rejected"),
-}
 # data presets whose files a given format suits, for hints
 _DATA_FOR_KIND = {"sft": "tiny_sft", "rl": "tiny_math or gsm8k", "dpo": "tiny_pref"}
 
 
 def check_spec(spec: RunSpec) -> None:
-    """Raise SpecError for the first cross-group problem found."""
+    """Raise SpecError for the first cross-group problem found (files missing here only warn when deferred)."""
+    from trainer_platform.names import check_names
+    from trainer_platform.verl_keys import check_passthrough
+
+    check_names(spec)
+    check_passthrough(spec.verl)
     _check_data_fits_algorithm(spec)
+    check_effective(spec)
     _check_algorithm(spec)
-    _check_model(spec)
-    _check_data_files(spec)
+    _check_model(spec, defers_missing_files(spec))
+    _check_data_files(spec, defers_missing_files(spec))
     if "wandb" in spec.logger.backends and spec.logger.wandb is None:
         raise SpecError("logger.wandb", "the wandb backend needs its settings block", "use logger=wandb")
     if spec.surgery.ops:
@@ -103,7 +104,7 @@ def _check_data_fits_algorithm(spec: RunSpec) -> None:
         )
 
 
-def _check_model(spec: RunSpec) -> None:
+def _check_model(spec: RunSpec, defer_missing: bool) -> None:
     model = spec.model
     if model.builtin is not None:
         return
@@ -111,68 +112,105 @@ def _check_model(spec: RunSpec) -> None:
         raise SpecError("model.path", "no model path given", "set model.path to a local directory or a hub id")
     if not model.is_local_path:
         return  # a hub id: fetched by verl on the training nodes
-    path = Path(model.path).expanduser()
-    if not path.is_dir():
-        raise SpecError(
-            "model.path", f"directory {path} does not exist", "point model.path at a Hugging Face model dir"
-        )
-    if not (path / "config.json").is_file():
-        raise SpecError(
-            "model.path",
-            f"{path} has no config.json, so it is not a Hugging Face model directory",
-            "point model.path at the folder that holds config.json and the weights",
-        )
+    try:
+        check_model_dir(Path(model.path).expanduser())
+    except MissingFileError:
+        if not defer_missing:
+            raise
 
 
-def _check_data_files(spec: RunSpec) -> None:
+def _check_data_files(spec: RunSpec, defer_missing: bool) -> None:
     data = spec.data
-    if data.builtin is not None:
-        return
-    if not data.train_files:
-        raise SpecError("data.train_files", "no training files given", "set data.train_files to parquet files")
     reward_path = data.reward.path if data.reward else None
-    for key, files in (("data.train_files", data.train_files), ("data.val_files", data.val_files or ())):
-        for name in files:
-            _check_parquet(key, Path(name).expanduser(), data.format, has_reward_fn=reward_path is not None)
     if reward_path not in (None, "builtin") and not Path(str(reward_path)).expanduser().is_file():
         raise SpecError(
             "data.reward.path",
             f"reward function file {reward_path} does not exist",
             "point it at a python file defining the function named by data.reward.name",
         )
+    if data.builtin is not None:
+        return
+    if not data.train_files:
+        raise SpecError("data.train_files", "no training files given", "set data.train_files to parquet files")
+    for key, files in (("data.train_files", data.train_files), ("data.val_files", data.val_files or ())):
+        for name in files:
+            try:
+                check_parquet(
+                    key,
+                    Path(name).expanduser(),
+                    data.format,
+                    has_reward_fn=reward_path is not None,
+                    hint_missing=missing_data_hint(spec),
+                )
+            except MissingFileError:
+                if not defer_missing:
+                    raise
 
 
-def _check_parquet(key: str, path: Path, fmt: str, *, has_reward_fn: bool) -> None:
-    if not path.is_file():
-        raise SpecError(
-            key,
-            f"file {path} does not exist",
-            "create it (verl's examples/data_preprocess scripts write this format) or fix the path",
-        )
+def defers_missing_files(spec: RunSpec) -> bool:
+    """Files not on this machine are a warning (checked again where the job runs) for a dry run or a launcher that
+    runs the job elsewhere, and an error for a real local launch."""
+    return spec.dry_run or spec.launcher.name != "local"
+
+
+def missing_files(spec: RunSpec) -> list[str]:
+    """Warnings for the model and data files of a spec that are not on this machine."""
+    out: list[str] = []
+    model = spec.model
+    if model.builtin is None and model.path and model.is_local_path and not Path(model.path).expanduser().is_dir():
+        out.append(f"model.path: directory {spec.model.path} is not on this machine ({_where(spec)})")
+    if spec.data.builtin is None:
+        for key, files in (("data.train_files", spec.data.train_files), ("data.val_files", spec.data.val_files)):
+            for name in files or ():
+                if not Path(name).expanduser().exists():
+                    out.append(f"{key}: {name} is not on this machine ({_where(spec)}); {missing_data_hint(spec)}")
+    return out
+
+
+def _where(spec: RunSpec) -> str:
+    if spec.dry_run and spec.launcher.name == "local":
+        return "a real local launch would stop here"
+    return "checked again where the job runs"
+
+
+def missing_data_hint(spec: RunSpec) -> str:
+    """How to point a data preset at its files: the environment variable its preset reads, data.dir, train_files."""
+    import re
+
+    from trainer_platform.paths import conf_dir
+
+    preset = conf_dir() / "data" / f"{spec.data.name}.yaml"
     try:
-        import pyarrow.parquet as pq
+        env_vars = re.findall(r"oc\.env:(\w+)", preset.read_text())
+    except OSError:
+        env_vars = []
+    ways = [f"export {v}=/path/to/folder" for v in dict.fromkeys(env_vars)]
+    if spec.data.dir is not None:
+        ways.append("data.dir=/path/to/folder")
+    ways.append("data.train_files=[/path/train.parquet]")
+    return "point the job at the files: " + ", or ".join(ways)
 
-        columns = set(pq.read_schema(path).names)
-    except Exception as exc:  # a corrupt or non-parquet file
+
+def check_effective(spec: RunSpec) -> None:
+    """Refuse settings the chosen algorithm or data never reads, so no value a user sets is silently ignored."""
+    kind, data = spec.algorithm.kind, spec.data
+    if kind == "rl" and data.max_length is not None:
         raise SpecError(
-            key,
-            f"{path} is not a readable parquet file ({exc.__class__.__name__})",
-            "write the data with pandas.DataFrame.to_parquet or pyarrow",
-        ) from None
-    missing = [c for c in REQUIRED_COLUMNS[fmt] if c not in columns]
-    if fmt == "prompts" and "reward_model" not in columns and not has_reward_fn:
-        missing.append("reward_model (ground truth) or a data.reward.path function")
-    if missing:
-        raise SpecError(
-            key,
-            f"{path} lacks column(s) {', '.join(missing)} needed for {fmt} data (has: {', '.join(sorted(columns))})",
-            _format_hint(fmt),
+            "data.max_length", "RL does not read it", "set data.max_prompt_length and data.max_response_length"
         )
-
-
-def _format_hint(fmt: str) -> str:
-    return {
-        "messages": "SFT rows need `messages`: a list of {role, content} turns",
-        "prompts": "RL rows need `prompt` (chat turns), `data_source` and `reward_model: {ground_truth}`",
-        "preference": "DPO rows need `prompt` (chat turns), `chosen` and `rejected` (strings)",
-    }[fmt]
+    if kind != "rl":
+        for key in ("max_prompt_length", "max_response_length"):
+            if getattr(data, key) is not None:
+                raise SpecError(f"data.{key}", f"{spec.algorithm.name} does not read it", "set data.max_length")
+        if data.reward is not None and data.reward.path is not None:
+            raise SpecError("data.reward", f"{spec.algorithm.name} uses no reward function", "remove data.reward")
+        if spec.train.val_before_train:
+            raise SpecError(
+                "train.val_before_train", f"only RL validates before training, not {spec.algorithm.name}", "remove it"
+            )
+    if data.builtin is None and data.builtin_rows is not None:
+        raise SpecError("data.builtin_rows", "only built-in data reads it", "remove it, or pick a tiny_* data preset")
+    if data.builtin is not None and data.dir is not None:
+        raise SpecError(
+            "data.dir", f"data={data.name} is generated, it reads no folder", "set data.train_files to use your files"
+        )

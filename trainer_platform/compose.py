@@ -109,6 +109,7 @@ def compose_config(overrides: list[str], config_name: str = "train") -> dict[str
                 base = None
             if base is not None:
                 check_keys_exist(overrides, OmegaConf.to_container(base, resolve=False))
+            _explain_grammar_error(exc)
             raise SpecError("overrides", _first_line(exc), "check the spelling of each key=value") from None
     try:
         container = OmegaConf.to_container(cfg, resolve=True)
@@ -166,6 +167,21 @@ def check_keys_exist(overrides: list[str], base: Any) -> None:
                 hint = guess or f"keys under {where}: {', '.join(sorted(map(str, node.keys())))}"
                 raise SpecError(key, f"unknown key {part!r} under {where}", hint)
             node = node[part]
+
+
+def _explain_grammar_error(exc: BaseException) -> None:
+    """Hydra's override grammar rejected an override: name it and say how to quote."""
+    from hydra.errors import OverrideParseException
+
+    if not isinstance(exc, OverrideParseException):
+        return
+    override = getattr(exc, "override", "") or _first_line(exc)
+    key = override.split("=", 1)[0].lstrip("+~") or "override"
+    raise SpecError(
+        key,
+        f"{override!r} is not valid override syntax ({_first_line(exc)})",
+        f"quote a value holding spaces or ()[]{{}},:=' characters: \"{key}='...'\" (outer quotes for the shell)",
+    ) from None
 
 
 def _first_line(exc: BaseException) -> str:

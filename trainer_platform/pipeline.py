@@ -14,18 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from trainer_platform.batch import BatchMath, batch_math
+from trainer_platform.checks import missing_files
 from trainer_platform.errors import SpecError
+from trainer_platform.flags import flag_from, override_values, parse_flag, without_invocation_keys
 from trainer_platform.job import VerlJob
 from trainer_platform.paths import verl_ext_dir
 from trainer_platform.planner import Plan, plan
+from trainer_platform.preflight import check_cores, check_rollout_settings, check_runnable, explicit_keys
 from trainer_platform.prepare import prepare
 from trainer_platform.runs import RunDir, new_wandb_run_id, utc_now
+from trainer_platform.secrets_env import redact
 from trainer_platform.spec import RunSpec
-from trainer_platform.verl_job import JobInputs, build_job, total_steps
+from trainer_platform.steps import total_steps
+from trainer_platform.verl_job import JobInputs, build_job
 from trainer_platform.verl_schema import check_job_against_verl
-
-# keys that steer this invocation rather than describe the run: never taken from a saved spec
-_INVOCATION_KEYS = ("dry_run", "resume", "resume_dir")
 
 
 def run_overrides(overrides: list[str]) -> int:
@@ -34,9 +36,9 @@ def run_overrides(overrides: list[str]) -> int:
 
     resume_dir = _resume_target(overrides)
     if resume_dir is not None:
-        rest = [o for o in overrides if o.split("=", 1)[0].lstrip("+") not in (*_INVOCATION_KEYS, "name")]
-        dry = any(o.replace(" ", "") in ("dry_run=true", "dry_run=True") for o in overrides)
-        return resume_run(resume_dir, rest, dry_run=dry)
+        rest = without_invocation_keys(overrides, also=("name", "run_root"))
+        return resume_run(resume_dir, rest, dry_run=flag_from(overrides, "dry_run"))
+    flag_from(overrides, "dry_run")  # one parser for the flag on every path: a bad value is refused here
     cfg = compose_config(overrides)
     spec = RunSpec.from_config(cfg)
     return _launch(spec, None, overrides)
@@ -45,35 +47,57 @@ def run_overrides(overrides: list[str]) -> int:
 def resume_run(run_dir: Path | str, overrides: list[str] | None = None, *, dry_run: bool = False) -> int:
     """Continue a run in its own directory from its last checkpoint (verl resume_mode=auto), same W&B run.
 
-    The saved spec.yaml is the starting point; `overrides` (dotted keys, e.g. train.steps=10) refine it.
+    The saved spec.yaml is the starting point; `overrides` (dotted keys, e.g. train.steps=10) refine it. A
+    `dry_run` flag among them counts like the keyword. Nothing in the run dir changes before the resumed job is
+    validated, and a dry run changes nothing there at all.
     """
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
+    from trainer_platform.runs import NotARunDirError, RunDirError
 
-    from trainer_platform.runs import NotARunDirError
-
+    overrides = list(overrides or [])
+    dry_run = dry_run or flag_from(overrides, "dry_run")
+    overrides = without_invocation_keys(overrides)
     try:
         run = RunDir.open(run_dir)
-    except NotARunDirError as exc:
+        run.read_status()
+    except (NotARunDirError, RunDirError) as exc:
         raise SpecError("resume_dir", str(exc), "pass the directory of an earlier run (runs/<name>)") from None
-    saved = OmegaConf.load(run.spec_path)
-    try:
-        merged = OmegaConf.merge(saved, OmegaConf.from_dotlist([o.lstrip("+") for o in overrides or []]))
-    except OmegaConfBaseException as exc:
-        raise SpecError("overrides", f"cannot apply to the saved spec: {exc}", "use dotted key=value pairs") from None
-    cfg: Any = OmegaConf.to_container(merged, resolve=True)
+    cfg = _saved_spec(run, overrides)
     cfg.update(dry_run=dry_run, resume=True, resume_dir=str(run.path))
     spec = RunSpec.from_config(cfg)
-    return _launch(spec, run, overrides or [])
+    return _launch(spec, run, overrides)
+
+
+def _saved_spec(run: RunDir, overrides: list[str]) -> dict[str, Any]:
+    """A run's spec.yaml with `overrides` applied, as plain data; SpecError naming the file when it is unusable."""
+    import yaml
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    hint = "restore spec.yaml from the run's launch.sh/job.json, or start a new run"
+    try:
+        saved = OmegaConf.load(run.spec_path)
+    except FileNotFoundError:
+        raise SpecError(str(run.spec_path), "is missing, so the run cannot be resumed", hint) from None
+    except (OmegaConfBaseException, yaml.YAMLError, ValueError, UnicodeDecodeError) as exc:
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise SpecError(str(run.spec_path), f"is not valid YAML ({problem})", hint) from None
+    if not isinstance(saved, DictConfig):
+        raise SpecError(str(run.spec_path), "does not hold a mapping of settings", hint)
+    try:
+        merged = OmegaConf.merge(saved, OmegaConf.from_dotlist([o.lstrip("+") for o in overrides]))
+        cfg: Any = OmegaConf.to_container(merged, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise SpecError("overrides", f"cannot apply to the saved spec: {exc}", "use dotted key=value pairs") from None
+    return {str(k): v for k, v in cfg.items()}
 
 
 def _resume_target(overrides: list[str]) -> Path | None:
-    values = dict(o.lstrip("+").split("=", 1) for o in overrides if "=" in o)
-    if values.get("resume", "false").lower() != "true":
+    values = override_values(overrides)
+    if not parse_flag("resume", values.get("resume", "false")):
         return None
-    if values.get("resume_dir"):
+    if values.get("resume_dir") not in (None, "", "null"):
         return Path(values["resume_dir"]).expanduser()
-    if not values.get("name"):
+    if values.get("name") in (None, "", "null"):
         raise SpecError(
             "resume",
             "resume=true needs the run to continue",
@@ -84,6 +108,8 @@ def _resume_target(overrides: list[str]) -> Path | None:
 
 def _launch(spec: RunSpec, existing: RunDir | None, argv: list[str]) -> int:
     the_plan = plan(spec)
+    check_cores(spec, the_plan)
+    check_rollout_settings(spec, the_plan, explicit_keys(argv))
     batch = batch_math(spec, the_plan)
     launcher_cls = _launcher_class(spec.launcher.name)
     if the_plan.nnodes > 1 and spec.launcher.name == "local" and not spec.dry_run:
@@ -93,12 +119,15 @@ def _launch(spec: RunSpec, existing: RunDir | None, argv: list[str]) -> int:
             "runs on this machine only",
             "use a multi-node launcher, or dry_run=true to see the command",
         )
-    run = existing or RunDir.allocate(Path(spec.run_root).expanduser(), spec.name or _default_name(spec))
+    for warning in missing_files(spec):
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+    if spec.dry_run:
+        return _dry_run(spec, the_plan, batch, existing, argv)
+    run = existing or _allocate(spec)
     preparing = utc_now()
-    if not spec.dry_run:
-        print(f"trainer_platform: {_summary(spec)}; {the_plan.world_size} x {the_plan.accelerator}", flush=True)
+    print(f"trainer_platform: {_summary(spec)}; {the_plan.world_size} x {the_plan.accelerator}", flush=True)
     try:
-        job, steps = _prepare_job(spec, the_plan, batch, run, existing)
+        job, steps = _prepare_job(spec, the_plan, batch, run.path, existing, argv)
         files = _run_files(spec, the_plan, job)
         if existing is None:
             wandb_id = job.env.get("WANDB_RUN_ID")
@@ -111,13 +140,7 @@ def _launch(spec: RunSpec, existing: RunDir | None, argv: list[str]) -> int:
         raise
     if existing is not None:
         run.update_files(files)
-        if not spec.dry_run:
-            run.archive_metrics()
-    if spec.dry_run:
-        run.write_status(run.read_status().state, dry_run=True)
-        print(dry_run_report(spec, the_plan, batch, job, steps))
-        print(f"run dir: {run.path}")
-        return 0
+        run.archive_metrics()
     print(f"run dir: {run.path}", flush=True)
     run.write_status(phases={"preparing": preparing})  # the console's clock: start-up vs training
     from trainer_platform.console import show_while, summary_text
@@ -129,17 +152,47 @@ def _launch(spec: RunSpec, existing: RunDir | None, argv: list[str]) -> int:
     return code
 
 
+def _allocate(spec: RunSpec) -> RunDir:
+    """A fresh run dir name under run_root; SpecError when the filesystem refuses it."""
+    root = Path(spec.run_root).expanduser()
+    try:
+        return RunDir.allocate(root, spec.name or _default_name(spec))
+    except (OSError, ValueError) as exc:
+        raise SpecError("run_root", f"cannot create a run under {root.absolute()}: {exc}", "check run_root") from None
+
+
+def _dry_run(spec: RunSpec, the_plan: Plan, batch: BatchMath, existing: RunDir | None, argv: list[str]) -> int:
+    """Build and print the job; its files go to run_root/.dry-runs/, never into (or claiming) a run dir."""
+    from trainer_platform.runs.dryrun import write_dry_run
+
+    root = Path(spec.run_root).expanduser()
+    name = existing.name if existing is not None else (spec.name or _default_name(spec))
+    target = existing.path if existing is not None else root.absolute() / name
+    job, steps = _prepare_job(spec, the_plan, batch, target, existing, argv)
+    files = _run_files(spec, the_plan, job)
+    print(redact(dry_run_report(spec, the_plan, batch, job, steps)))
+    what = f"resume {target}" if existing is not None else f"create {target} (or {name}-2, ... when taken)"
+    print(f"a real run would {what}; nothing there was written")
+    try:
+        folder = write_dry_run(root, name, files)
+    except OSError as exc:
+        raise SpecError("run_root", f"cannot write the dry run's files under {root}: {exc}", "check run_root") from None
+    print(f"dry run files: {folder}")
+    return 0
+
+
 def _prepare_job(
-    spec: RunSpec, the_plan: Plan, batch: BatchMath, run: RunDir, existing: RunDir | None
+    spec: RunSpec, the_plan: Plan, batch: BatchMath, run_path: Path, existing: RunDir | None, argv: list[str]
 ) -> tuple[VerlJob, int | None]:
-    """Prepare model and data, build the job and check it against verl's schema (SpecError if verl rejects it).
-    Returns the job and the run's total optimizer steps (None when unknown)."""
+    """Prepare model and data, check what needs them, build the job and check it against verl's schema (SpecError
+    if verl rejects it). Returns the job and the run's total optimizer steps (None when unknown)."""
     prepared = prepare(spec, materialize=not spec.dry_run)
+    check_runnable(spec, prepared.train_rows, the_plan.world_size, explicit_keys(argv))
     inputs = JobInputs(
         model_path=prepared.model_path,
         train_files=prepared.train_files,
         val_files=prepared.val_files,
-        run_dir=str(run.path),
+        run_dir=str(run_path),
         verl_ext_dir=str(verl_ext_dir()),
         train_rows=prepared.train_rows,
         wandb_mode=resolve_wandb_mode(spec),
@@ -148,7 +201,7 @@ def _prepare_job(
     )
     job = build_job(spec, the_plan, batch, inputs)
     check_job_against_verl(job, dpo_config_dir=verl_ext_dir() / "tp_dpo_config")
-    return job, total_steps(spec, prepared.train_rows)
+    return job, total_steps(spec, prepared.train_rows, the_plan.world_size)
 
 
 def _wandb_run_id(spec: RunSpec, existing: RunDir | None) -> str | None:
@@ -179,6 +232,9 @@ def resolve_wandb_mode(spec: RunSpec) -> str:
     wandb = spec.logger.wandb
     if wandb is None or wandb.mode != "auto":
         return wandb.mode if wandb else "disabled"
+    exported = os.environ.get("WANDB_MODE", "").strip().lower()
+    if exported in ("online", "offline", "disabled"):
+        return exported  # the user's own choice for this shell wins over our guess
     if os.environ.get("WANDB_API_KEY"):
         return "online"
     netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
@@ -194,12 +250,13 @@ def _run_files(spec: RunSpec, the_plan: Plan, job: VerlJob) -> dict[str, str]:
     from trainer_platform.planner.report import plan_to_dict
 
     plan_data = plan_to_dict(the_plan)
-    return {
+    files = {
         "spec.yaml": yaml.safe_dump(spec.to_config(), sort_keys=False),
         "plan.json": json.dumps(plan_data, indent=2),
         "job.json": json.dumps(job.to_dict(), indent=2),
         "launch.sh": launch_script(job),
     }
+    return {name: redact(text) for name, text in files.items()}
 
 
 def launch_script(job: VerlJob) -> str:

@@ -257,7 +257,9 @@ class RunSpec(_Strict):
     def from_config(cls, cfg: Mapping[str, Any]) -> RunSpec:
         """Validate a composed config (plain containers, interpolations resolved) into a RunSpec."""
         from trainer_platform.checks import check_format_fits_kind, check_spec
+        from trainer_platform.user_values import apply_user_paths
 
+        cfg = apply_user_paths(cfg)
         algorithm, data = cfg.get("algorithm"), cfg.get("data")
         if isinstance(algorithm, Mapping) and isinstance(data, Mapping):
             check_format_fits_kind(algorithm, data)

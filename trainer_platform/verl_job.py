@@ -16,6 +16,7 @@ from trainer_platform.batch import BatchMath
 from trainer_platform.job import VerlJob
 from trainer_platform.planner import Plan
 from trainer_platform.spec import DPOAlgorithm, RLAlgorithm, RunSpec, SFTAlgorithm
+from trainer_platform.steps import verl_total_epochs
 from trainer_platform.verl_memory import engine_memory_overrides, gradient_checkpointing, rl_memory_overrides
 
 SFT_ENTRY = "verl.trainer.sft_trainer"
@@ -68,7 +69,7 @@ def build_job(spec: RunSpec, plan: Plan, batch: BatchMath, inputs: JobInputs) ->
         overrides = _rl_overrides(spec, algo, plan, batch, inputs)
         argv = [inputs.python, "-m", RL_ENTRY]
         entry, uses_ray = RL_ENTRY, True
-    overrides += _passthrough(spec.verl)
+    overrides = _merge_passthrough(overrides, _passthrough(spec.verl))
     return VerlJob(
         entry_point=entry,
         argv=tuple(argv + overrides),
@@ -80,15 +81,6 @@ def build_job(spec: RunSpec, plan: Plan, batch: BatchMath, inputs: JobInputs) ->
     )
 
 
-def total_steps(spec: RunSpec, train_rows: int | None) -> int | None:
-    """Optimizer steps of the run: train.steps, or epochs x full batches per epoch when the row count is known."""
-    if spec.train.steps is not None:
-        return spec.train.steps
-    if train_rows is None:
-        return None
-    return spec.algorithm.epochs * max(1, train_rows // spec.algorithm.batch_size)
-
-
 def _torchrun(plan: Plan, python: str) -> list[str]:
     argv = [python, "-m", "torch.distributed.run", f"--nproc_per_node={plan.gpus_per_node}"]
     if plan.nnodes == 1:
@@ -97,8 +89,9 @@ def _torchrun(plan: Plan, python: str) -> list[str]:
     return [*argv, f"--nnodes={plan.nnodes}", "--rdzv_backend=c10d", "--rdzv_endpoint=${MASTER_ADDR}:${MASTER_PORT}"]
 
 
-def _trainer(spec: RunSpec, plan: Plan, inputs: JobInputs, steps: int | None) -> list[str]:
-    """trainer.* keys shared by every verl entry point."""
+def _trainer(spec: RunSpec, plan: Plan, inputs: JobInputs) -> list[str]:
+    """trainer.* keys shared by every verl entry point. A step-based run gives verl the exact step count and an
+    epoch bound it never reaches first (the data repeats); an epoch-based run lets verl count its batches."""
     logger = [*spec.logger.backends, "file"]
     wandb = spec.logger.wandb
     out = [
@@ -107,14 +100,14 @@ def _trainer(spec: RunSpec, plan: Plan, inputs: JobInputs, steps: int | None) ->
         f"trainer.logger=[{','.join(logger)}]",
         f"trainer.default_local_dir={_q(inputs.run_dir + '/checkpoints')}",
         "trainer.resume_mode=auto",
-        f"trainer.total_epochs={spec.algorithm.epochs}",
+        f"trainer.total_epochs={verl_total_epochs(spec)}",
         f"trainer.nnodes={plan.nnodes}",
         f"trainer.n_gpus_per_node={plan.gpus_per_node}",
         f"trainer.test_freq={spec.train.eval_every or -1}",
         f"trainer.seed={spec.train.seed}" if not isinstance(spec.algorithm, RLAlgorithm) else "",
     ]
-    if steps is not None:
-        out.append(f"trainer.total_training_steps={steps}")
+    if spec.train.steps is not None:
+        out.append(f"trainer.total_training_steps={spec.train.steps}")
     if plan.on_cpu:
         out.append("trainer.device=cpu")
     return [o for o in out if o]
@@ -135,7 +128,7 @@ def _engine_trainer_overrides(
         f"model.enable_gradient_checkpointing={gradient_checkpointing(plan, spec.model.gradient_checkpointing)}",
         *_optim("optim", algo.lr, algo.weight_decay, algo.warmup_ratio, algo.grad_clip, algo.lr_schedule),
         f"trainer.save_freq={spec.train.save_every or -1}",
-        *_trainer(spec, plan, inputs, total_steps(spec, inputs.train_rows)),
+        *_trainer(spec, plan, inputs),
     ]
     out += engine_memory_overrides(plan, isinstance(algo, SFTAlgorithm), spec.compute.fsdp_strategy)
     if plan.on_cpu:
@@ -162,7 +155,6 @@ def _dpo_overrides(spec: RunSpec, algo: DPOAlgorithm, plan: Plan, batch: BatchMa
 
 def _rl_overrides(spec: RunSpec, algo: RLAlgorithm, plan: Plan, batch: BatchMath, inputs: JobInputs) -> list[str]:
     data = spec.data
-    steps = total_steps(spec, inputs.train_rows)
     micro = batch.micro_batch_size_per_gpu
     arr = "actor_rollout_ref"
     val_files = inputs.val_files or inputs.train_files
@@ -204,9 +196,10 @@ def _rl_overrides(spec: RunSpec, algo: RLAlgorithm, plan: Plan, batch: BatchMath
         f"{arr}.rollout.tensor_model_parallel_size={plan.rollout_tp}",
         f"{arr}.rollout.log_prob_micro_batch_size_per_gpu={micro}",
         f"{arr}.ref.log_prob_micro_batch_size_per_gpu={micro}",
-        f"trainer.save_freq={spec.train.save_every or steps or _SAVE_AT_END_ONLY}",
+        # verl RL saves the last step whenever save_freq > 0
+        f"trainer.save_freq={spec.train.save_every or _SAVE_AT_END_ONLY}",
         f"trainer.val_before_train={spec.train.val_before_train}",
-        *_trainer(spec, plan, inputs, steps),
+        *_trainer(spec, plan, inputs),
     ]
     out += rl_memory_overrides(plan, algo.critic is not None, spec.compute.fsdp_strategy)
     if algo.critic is not None:
@@ -369,6 +362,21 @@ def _q(value: str) -> str:
 
 def _list(items: tuple[str, ...]) -> str:
     return "[" + ",".join(_q(i) for i in items) + "]"
+
+
+def _merge_passthrough(ours: list[str], raw: list[str]) -> list[str]:
+    """Our overrides with the raw verl ones applied: a raw key we also set replaces our value in place (one value
+    per key in the command), the others are appended."""
+    out = list(ours)
+    index = {o.split("=", 1)[0].lstrip("+"): i for i, o in enumerate(out)}
+    for override in raw:
+        key = override.split("=", 1)[0]
+        if key in index:
+            prefix = "+" if out[index[key]].startswith("+") else ""
+            out[index[key]] = prefix + override
+        else:
+            out.append(override)
+    return out
 
 
 def _passthrough(raw: Mapping[str, Any], prefix: str = "") -> list[str]:

@@ -57,18 +57,19 @@ def run(args: argparse.Namespace, out: Console) -> int:
         table.add_column(column, no_wrap=True, min_width=width)
     for run_dir in runs:
         name = str(run_dir.path.relative_to(root.absolute()))
-        try:
+        try:  # one corrupt run dir shows as unreadable, never breaks the table
             status = run_dir.read_status()
-        except RunDirError:
+            state = launcher_state(run_dir)
+            step, values = run_dir.latest_metrics()
+            ckpt = run_dir.last_checkpoint_step()
+            kind, target, _ = run_facts(run_dir)
+        except (RunDirError, OSError, ValueError, TypeError, KeyError):
             row(table, name, Text("unreadable", style="red"))
             continue
-        step, values = run_dir.latest_metrics()
-        ckpt = run_dir.last_checkpoint_step()
-        kind, target, _ = run_facts(run_dir)
         row(
             table,
             name,
-            state_text(launcher_state(run_dir)),
+            state_text(state),
             _steps(step, target),
             main_metric(kind, values),
             "-" if ckpt is None else str(ckpt),

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 
 from rich.console import Console
 
+from trainer_platform.cli.common import CliError
 from trainer_platform.runs import RunDir
 from trainer_platform.runs.logs import plain
 
@@ -54,6 +55,8 @@ def tail_then_follow(now: Iterable[str], later: Iterator[str] | None, n: int) ->
 
 def run(args: argparse.Namespace, out: Console) -> int:
     run_dir = RunDir.open(args.run_dir)
+    if run_dir.load_handle() is None and not run_dir.log_path.exists():
+        raise CliError(f"{run_dir.path} was never launched, so it has no output yet (no train.log)")
     if args.tail is None:
         lines: Iterable[str] = _lines(run_dir, args.follow)
     else:

@@ -229,10 +229,13 @@ class RunDir:
     def read_status(self) -> Status:
         """The run's current status.json."""
         try:
-            return Status.from_dict(json.loads(self.status_path.read_text()))
+            data = json.loads(self.status_path.read_text())
+            if not isinstance(data, dict):
+                raise ValueError(f"it holds a JSON {type(data).__name__}, not an object")
+            return Status.from_dict(data)
         except FileNotFoundError:
             raise NotARunDirError(f"{self.path} is not a run directory (no {STATUS_FILE})") from None
-        except ValueError as e:
+        except (OSError, UnicodeDecodeError, ValueError, TypeError) as e:
             raise RunDirError(f"{self.status_path} is unreadable ({e}); fix or delete the file") from None
 
     @contextlib.contextmanager
@@ -373,7 +376,7 @@ class RunDir:
             data = json.loads(self.handle_path.read_text())
         except FileNotFoundError:
             return None
-        except ValueError as e:
+        except (OSError, UnicodeDecodeError, ValueError) as e:
             raise RunDirError(f"{self.handle_path} is unreadable ({e}); the run cannot be managed") from None
         return data if isinstance(data, dict) else None
 
