@@ -19,7 +19,13 @@ from trainer_platform.batch import batch_math
 from trainer_platform.compose import compose_config
 from trainer_platform.errors import SpecError
 from trainer_platform.planner import plan
-from trainer_platform.preflight import check_cores, check_rollout_settings, check_runnable, explicit_keys
+from trainer_platform.preflight import (
+    check_cores,
+    check_cpu_settings,
+    check_rollout_settings,
+    check_runnable,
+    explicit_keys,
+)
 from trainer_platform.prepare import prepare
 from trainer_platform.spec import RunSpec
 from trainer_platform.verl_job import JobInputs, build_job
@@ -78,6 +84,7 @@ def _job(overrides: list[str], tmp: Path) -> dict[str, Any]:
     the_plan = plan(spec)
     check_cores(spec, the_plan)
     check_rollout_settings(spec, the_plan, explicit_keys(overrides))
+    check_cpu_settings(spec, the_plan, explicit_keys(overrides))
     batch = batch_math(spec, the_plan)
     prepared = prepare(spec, materialize=False)
     check_runnable(spec, prepared.train_rows, the_plan.world_size, explicit_keys(overrides))

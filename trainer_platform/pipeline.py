@@ -20,7 +20,13 @@ from trainer_platform.flags import flag_from, override_values, parse_flag, witho
 from trainer_platform.job import VerlJob
 from trainer_platform.paths import verl_ext_dir
 from trainer_platform.planner import Plan, plan
-from trainer_platform.preflight import check_cores, check_rollout_settings, check_runnable, explicit_keys
+from trainer_platform.preflight import (
+    check_cores,
+    check_cpu_settings,
+    check_rollout_settings,
+    check_runnable,
+    explicit_keys,
+)
 from trainer_platform.prepare import prepare
 from trainer_platform.runs import RunDir, new_wandb_run_id, utc_now
 from trainer_platform.secrets_env import redact
@@ -110,6 +116,7 @@ def _launch(spec: RunSpec, existing: RunDir | None, argv: list[str]) -> int:
     the_plan = plan(spec)
     check_cores(spec, the_plan)
     check_rollout_settings(spec, the_plan, explicit_keys(argv))
+    check_cpu_settings(spec, the_plan, explicit_keys(argv))
     batch = batch_math(spec, the_plan)
     launcher_cls = _launcher_class(spec.launcher.name)
     if the_plan.nnodes > 1 and spec.launcher.name == "local" and not spec.dry_run:

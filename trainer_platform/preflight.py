@@ -42,6 +42,33 @@ def check_rollout_settings(spec: RunSpec, the_plan: Plan, explicit: Sequence[str
         )
 
 
+# settings only the GPU memory planner reads (trainer_platform/verl_memory.py); a CPU run has no memory plan
+GPU_MEMORY_KEYS = (
+    "model.lora_rank",
+    "compute.rollout_memory_fraction",
+    "compute.fsdp_strategy",
+    "compute.param_offload",
+    "compute.optimizer_offload",
+    "compute.dynamic_batching",
+    "compute.max_tokens_per_gpu",
+    "compute.ulysses",
+    "compute.safety_margin",
+)
+
+
+def check_cpu_settings(spec: RunSpec, the_plan: Plan, explicit: Sequence[str]) -> None:
+    """Memory settings set on the command line for a CPU run would be silently dropped: refuse them."""
+    if not the_plan.on_cpu:
+        return
+    for key in GPU_MEMORY_KEYS:
+        if key in explicit:
+            raise SpecError(
+                key,
+                "only GPU runs read it (their memory plan); the CPU plugin trains with fixed settings",
+                f"remove it, or pick a GPU compute preset (compute={spec.compute.name} runs on CPU)",
+            )
+
+
 def check_runnable(spec: RunSpec, train_rows: int | None, world_size: int, explicit: Sequence[str]) -> None:
     """SpecError for the first thing the prepared data cannot do as asked."""
     check_steps(spec, train_rows, world_size, explicit)

@@ -149,5 +149,6 @@ def test_dry_run_shows_the_plan_and_writes_plan_json(tmp_path: Path) -> None:
         "algorithm=sft", "data=tiny_sft", "compute=cpu", "dry_run=true", f"run_root={tmp_path}/runs", cwd=tmp_path
     )
     assert "estimated memory per GPU" in res.stdout and "estimates" in res.stdout
-    record = json.loads((Path(res.stdout.strip().splitlines()[-1].removeprefix("run dir: ")) / "plan.json").read_text())
+    files = Path(res.stdout.strip().splitlines()[-1].removeprefix("dry run files: "))  # run_root/.dry-runs/...
+    record = json.loads((files / "plan.json").read_text())
     assert record["memory"]["estimate"] is True
