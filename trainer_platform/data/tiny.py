@@ -29,7 +29,7 @@ from trainer_platform.cache import build_once
 from trainer_platform.paths import cache_dir
 
 # Bump whenever the generated content changes: it is part of the cache key.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 DATA_SOURCE = "trainer_platform/tiny_math"
 TINY_KINDS: tuple[str, ...] = ("sft", "math", "pref")
@@ -41,6 +41,10 @@ TINY_COLUMNS: dict[str, tuple[str, ...]] = {
 INSTRUCTION = 'Let\'s think step by step and output the final answer after "####".'
 
 _OPS = ("+", "-", "*")
+# Operand ranges: small enough that the ~100k-parameter tiny model can be warm-started in seconds to a partial
+# accuracy that RL then visibly improves (trainer_platform/models/warmstart.py).
+MAX_SUM_OPERAND = 20
+MAX_PRODUCT_OPERAND = 9
 _SPLIT_SALT = {"train": 0, "val": 1}
 
 
@@ -73,6 +77,11 @@ class Problem:
     def question(self) -> str:
         return f"What is {self.a} {self.op} {self.b}?"
 
+    @property
+    def prompt(self) -> str:
+        """The RL prompt (tiny_math's user message): the question and the GSM8K-style answer instruction."""
+        return f"{self.question} {INSTRUCTION}"
+
     def solution(self, answer: int | None = None) -> str:
         """The assistant's reply: one line of working, then `#### <answer>` (a given wrong answer for `rejected`)."""
         value = self.answer if answer is None else answer
@@ -80,14 +89,14 @@ class Problem:
 
 
 def sample_problems(rng: random.Random, n: int) -> list[Problem]:
-    """`n` problems drawn from `rng`: sums and differences up to 99, products up to 12 x 12."""
+    """`n` problems drawn from `rng`: sums and differences of operands up to 20, products up to 9 x 9."""
     problems = []
     for _ in range(n):
         op = rng.choice(_OPS)
         if op == "*":
-            a, b = rng.randint(0, 12), rng.randint(0, 12)
+            a, b = rng.randint(0, MAX_PRODUCT_OPERAND), rng.randint(0, MAX_PRODUCT_OPERAND)
         else:
-            a, b = rng.randint(0, 99), rng.randint(0, 99)
+            a, b = rng.randint(0, MAX_SUM_OPERAND), rng.randint(0, MAX_SUM_OPERAND)
             if op == "-" and b > a:
                 a, b = b, a
         problems.append(Problem(a, op, b))
@@ -98,7 +107,7 @@ def corpus_lines(n: int = 2000, seed: int = 1234) -> Iterator[str]:
     """Text in the style of every tiny dataset (questions, instructions, solutions): a tokenizer training corpus."""
     for problem in sample_problems(random.Random(seed), n):
         yield problem.question
-        yield f"{problem.question} {INSTRUCTION}"
+        yield problem.prompt
         yield problem.solution()
 
 
@@ -125,7 +134,7 @@ def _rows(kind: str, split: str, problems: list[Problem], rng: random.Random) ->
             rows.append(
                 {
                     "data_source": DATA_SOURCE,
-                    "prompt": [{"role": "user", "content": f"{problem.question} {INSTRUCTION}"}],
+                    "prompt": [{"role": "user", "content": problem.prompt}],
                     "ability": "math",
                     "reward_model": {"style": "rule", "ground_truth": answer},
                     "extra_info": {
