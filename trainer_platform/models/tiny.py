@@ -1,10 +1,11 @@
-"""The built-in tiny model: a ~100k-parameter Qwen2 causal LM with a byte-level BPE tokenizer, built offline.
+"""The built-in tiny model: a ~99k-parameter Qwen2 causal LM with a byte-level BPE tokenizer, built offline.
 
 A seeded init, warm-started by a short deterministic SFT on arithmetic (`trainer_platform.models.warmstart`) so the
-default GRPO job has rewards to improve. `ensure_tiny_model()` materialises it once (~20-30 s on 2 CPU cores) under `<cache>/models/tiny-qwen2-<recipe hash>/` (HF format:
-config, safetensors weights, generation config, tokenizer with a ChatML chat template, warm_start.json). The tokenizer is trained on
-text in the style of the tiny datasets (`trainer_platform.data.tiny`). Two builds give byte-identical files; the build
-goes into a temporary sibling folder that is renamed into place, so concurrent callers are safe.
+default GRPO job has rewards to improve. `ensure_tiny_model()` materialises it once (~20 s on 2 quiet CPU cores)
+under `<cache>/models/tiny-qwen2-<recipe hash>/` (HF format: config, safetensors weights, generation config,
+tokenizer with a ChatML chat template, warm_start.json). The tokenizer is trained on text in the style of the tiny
+datasets (`trainer_platform.data.tiny`). Two builds give byte-identical files; the build goes into a temporary
+sibling folder that is renamed into place, so concurrent callers are safe.
 """
 
 from __future__ import annotations
