@@ -7,7 +7,8 @@ entry-point group `trainer_platform.launchers`, e.g. in its pyproject.toml:
     k8s = "my_pkg.k8s:K8sLauncher"
 
 A launcher class must be constructible with no arguments: management commands (status, logs, cancel) rebuild it
-from the handle's launcher name alone. Constructor keywords are submit-time options (partition, address, ...).
+from the handle's launcher name alone, so a handle carries whatever they need (host, job id, address). Submit-time
+options come from `conf/launcher/<name>.yaml` (validated against the class's `Options`) as `options=`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from launchers.options import LauncherOptions
 from trainer_platform.job import VerlJob
 from trainer_platform.runs import RunDir, RunDirError
 
@@ -28,6 +30,8 @@ ENTRY_POINT_GROUP = "trainer_platform.launchers"
 # name -> "module:Class" of the launchers that ship with the platform (imported only when asked for).
 _BUILTIN: dict[str, str] = {
     "local": "launchers.local:LocalLauncher",
+    "ssh": "launchers.ssh:SshLauncher",
+    "ray": "launchers.ray:RayLauncher",
 }
 
 
@@ -61,10 +65,18 @@ class Launcher(ABC):
 
     # the name the launcher is registered under (and written into every Handle it makes)
     name: ClassVar[str]
+    # the options conf/launcher/<name>.yaml may set
+    Options: ClassVar[type[LauncherOptions]] = LauncherOptions
+
+    def render(self, job: VerlJob, run_dir: RunDir) -> dict[str, str]:
+        """The files that will run for `job` where it runs, by name (pure: shown by dry runs, golden-tested).
+        Written into the run dir with its other files; empty for a launcher that runs the job's argv directly."""
+        return {}
 
     @abstractmethod
-    def submit(self, job: VerlJob, run_dir: RunDir) -> Handle:
-        """Start `job` for the created `run_dir` (cwd of the job), mark it running, save and return the handle."""
+    def submit(self, jobs: Sequence[VerlJob], run_dirs: Sequence[RunDir]) -> list[Handle]:
+        """Start each job for its created run dir (one batch: a sweep is submitted at once), record it queued or
+        running, save and return the handles (in order). Returns once the jobs are handed over."""
 
     @abstractmethod
     def wait(self, handle: Handle) -> int:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -24,7 +24,9 @@ from typing import Any, BinaryIO, TextIO
 
 from launchers import proctree
 from launchers.base import Handle, Launcher, LaunchError
+from launchers.options import LocalOptions
 from trainer_platform.job import VerlJob
+from trainer_platform.paths import local_placeholders
 from trainer_platform.runs import CANCELLED, FAILED, LOST, RUNNING, SUCCEEDED, RunDir, RunDirError, utc_now
 from trainer_platform.runs.status import exit_code_from_returncode
 
@@ -117,13 +119,23 @@ class LocalLauncher(Launcher):
     (trainer_platform.console), and `verbose=true` shows train.log live there."""
 
     name = "local"
+    Options = LocalOptions
 
-    def __init__(self, grace_s: float = 10.0, echo: bool | None = None, console: TextIO | None = None) -> None:
-        self.grace_s = grace_s
+    def __init__(
+        self,
+        grace_s: float | None = None,
+        echo: bool | None = None,
+        console: TextIO | None = None,
+        options: LocalOptions | None = None,
+    ) -> None:
+        self.grace_s = grace_s if grace_s is not None else (options.grace_s if options else 10.0)
         self.echo = console is not None if echo is None else echo
         self.console = console
 
-    def submit(self, job: VerlJob, run_dir: RunDir) -> Handle:
+    def submit(self, jobs: Sequence[VerlJob], run_dirs: Sequence[RunDir]) -> list[Handle]:
+        return [self._submit_one(job.resolve(local_placeholders(run.path)), run) for job, run in zip(jobs, run_dirs)]
+
+    def _submit_one(self, job: VerlJob, run_dir: RunDir) -> Handle:
         if run_dir.read_status().state == RUNNING:
             old = run_dir.load_handle()
             if old is None or old.get("launcher") != self.name or self.status(_handle(old, run_dir)) == RUNNING:

@@ -41,7 +41,7 @@ def _run(root: Path, code: str, name: str = "run", wait: bool = True) -> RunDir:
     run = RunDir.allocate(root, name)
     run.create({"job.json": json.dumps(job.to_dict()), "spec.yaml": "x: 1\n"})
     launcher = LocalLauncher(echo=False, grace_s=2.0)
-    handle = launcher.submit(job, run)
+    handle = launcher.submit([job], [run])[0]
     if wait:
         launcher.wait(handle)
     return run

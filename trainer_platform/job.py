@@ -1,11 +1,35 @@
-"""VerlJob: the one description of a verl job that dry runs, golden tests and every launcher share."""
+"""VerlJob: the one description of a verl job that dry runs, golden tests and every launcher share.
+
+A job is relocatable: it names where it runs only through placeholders, `${TP_RUN_DIR}` (the run directory where
+the job runs) and `${TP_VERL_EXT}` (the platform's verl/ folder there), plus `${MASTER_ADDR}`/`${MASTER_PORT}` for
+multi-node rendezvous. A shell expands them (launch.sh, a launcher's wrapper script sets them first); a launcher
+that runs argv without a shell calls `resolve()`. `files` lists the local inputs (model, data, reward file) a remote
+launcher must ship; `resolve()` also maps them to where they were shipped.
+"""
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+RUN_DIR = "${TP_RUN_DIR}"
+VERL_EXT = "${TP_VERL_EXT}"
+# the variables a job may reference; anything else that looks like ${...} is literal text
+PLACEHOLDERS = ("TP_RUN_DIR", "TP_VERL_EXT", "MASTER_ADDR", "MASTER_PORT")
+_PLACEHOLDER_RE = re.compile(r"\$\{(" + "|".join(PLACEHOLDERS) + r")\}")
+
+
+def shell_word(arg: str) -> str:
+    """One argument quoted for a POSIX shell, with the known placeholders left for the shell to expand."""
+    parts = _PLACEHOLDER_RE.split(arg)
+    if len(parts) == 1:
+        return shlex.quote(arg)
+    # split() alternates literal text and placeholder names: quote the text, keep "${NAME}" double-quoted
+    out = [shlex.quote(p) if i % 2 == 0 else f'"${{{p}}}"' for i, p in enumerate(parts) if p or i % 2]
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -32,12 +56,30 @@ class VerlJob:
     uses_ray: bool = False
     # paths (relative to the run dir) the job writes: metrics file, checkpoint dir, ...
     outputs: Mapping[str, str] = field(default_factory=dict)
+    # absolute local paths the job reads (model dir, data files, reward file): what a remote launcher ships
+    files: tuple[str, ...] = ()
 
     def shell_line(self) -> str:
-        """The job as one copy-pasteable shell line: `env K=V ... python -m ...`."""
+        """The job as one copy-pasteable shell line: `env K=V ... python -m ...` (placeholders expand)."""
         env_part = [f"{k}={v}" for k, v in sorted(self.env.items())]
         prefix = ["env", *env_part] if env_part else []
-        return shlex.join([*prefix, *self.argv])
+        return " ".join(shell_word(a) for a in [*prefix, *self.argv])
+
+    def resolve(self, values: Mapping[str, str], moved: Mapping[str, str] | None = None) -> VerlJob:
+        """The job with placeholders replaced by `values` (unknown names stay) and each shipped file's local
+        path replaced by where it now lies (`moved`: local path -> path where the job runs)."""
+
+        def sub(text: str) -> str:
+            for old, new in (moved or {}).items():
+                text = text.replace(old, new)
+            return _PLACEHOLDER_RE.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+        return replace(
+            self,
+            argv=tuple(sub(a) for a in self.argv),
+            env={k: sub(v) for k, v in self.env.items()},
+            files=tuple((moved or {}).get(f, f) for f in self.files),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +90,7 @@ class VerlJob:
             "nprocs_per_node": self.nprocs_per_node,
             "uses_ray": self.uses_ray,
             "outputs": dict(self.outputs),
+            "files": list(self.files),
         }
 
     @classmethod
@@ -60,4 +103,5 @@ class VerlJob:
             nprocs_per_node=int(data.get("nprocs_per_node", 1)),
             uses_ray=bool(data.get("uses_ray", False)),
             outputs=dict(data.get("outputs", {})),
+            files=tuple(data.get("files", ())),
         )

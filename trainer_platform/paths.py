@@ -25,3 +25,8 @@ def cache_dir() -> Path:
     """
     env = os.environ.get("TRAINER_PLATFORM_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "trainer_platform"
+
+
+def local_placeholders(run_dir: Path | str) -> dict[str, str]:
+    """Values of a job's placeholders (trainer_platform.job) for a run on this machine."""
+    return {"TP_RUN_DIR": str(Path(run_dir).absolute()), "TP_VERL_EXT": str(verl_ext_dir())}

@@ -200,7 +200,6 @@ def _prepare_job(
         train_files=prepared.train_files,
         val_files=prepared.val_files,
         run_dir=str(run_path),
-        verl_ext_dir=str(verl_ext_dir()),
         train_rows=prepared.train_rows,
         wandb_mode=resolve_wandb_mode(spec),
         wandb_run_id=_wandb_run_id(spec, existing),
@@ -274,6 +273,9 @@ def launch_script(job: VerlJob) -> str:
         "# checkpoint in this directory. Secrets (WANDB_API_KEY, ...) come from your environment, never from here.\n"
         "set -euo pipefail\n"
         'cd "$(dirname "$0")"\n'
+        "# where the job's placeholders point: this run dir, and the platform's verl/ folder\n"
+        'export TP_RUN_DIR="$PWD"\n'
+        f'export TP_VERL_EXT="${{TP_VERL_EXT:-{verl_ext_dir()}}}"\n'
         f"exec {job.shell_line()}\n"
     )
 

@@ -207,7 +207,11 @@ class ComputeSpec(_Strict):
     safety_margin: Annotated[float, Field(ge=0, lt=1)] = 0.1
 
 
-class LauncherSpec(_Strict):
+class LauncherSpec(BaseModel):
+    # the launcher's own options (launcher.wait, launcher.host, ...) are validated by the launcher itself
+    # (launchers/options.py), which knows its names and suggests the closest one for a typo
+    model_config = ConfigDict(extra="allow", frozen=True)
+
     name: str
 
 

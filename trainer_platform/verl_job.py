@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainer_platform.batch import BatchMath
-from trainer_platform.job import VerlJob
+from trainer_platform.job import RUN_DIR, VERL_EXT, VerlJob
 from trainer_platform.planner import Plan
 from trainer_platform.spec import DPOAlgorithm, RLAlgorithm, RunSpec, SFTAlgorithm
 from trainer_platform.steps import verl_total_epochs
@@ -40,10 +40,11 @@ class JobInputs:
     train_files: tuple[str, ...]
     # validation parquet files (may be empty)
     val_files: tuple[str, ...]
-    # absolute run directory
+    # absolute run directory on this machine (names the run; the job itself refers to it as ${TP_RUN_DIR})
     run_dir: str
-    # absolute path of the repo's verl/ folder (our modules verl imports)
-    verl_ext_dir: str
+    # the platform's verl/ folder as the job sees it (our modules verl imports): ${TP_VERL_EXT} keeps the job
+    # relocatable, the launcher says where it lies
+    verl_ext_dir: str = VERL_EXT
     # rows in the training files (None when unknown): sets the step count of epoch-based runs
     train_rows: int | None = None
     # resolved W&B mode: online | offline (used when the wandb backend is on)
@@ -78,7 +79,19 @@ def build_job(spec: RunSpec, plan: Plan, batch: BatchMath, inputs: JobInputs) ->
         nprocs_per_node=plan.gpus_per_node,
         uses_ray=uses_ray,
         outputs={"metrics": "metrics.jsonl", "checkpoints": "checkpoints", "log": "train.log"},
+        files=_input_files(spec, inputs),
     )
+
+
+def _input_files(spec: RunSpec, inputs: JobInputs) -> tuple[str, ...]:
+    """Local files and folders the job reads: a remote launcher ships them (a hub id is not a local path)."""
+    files = [*inputs.train_files, *inputs.val_files]
+    if inputs.model_path.startswith("/"):
+        files.insert(0, inputs.model_path)
+    reward = spec.data.reward
+    if reward is not None and reward.path not in (None, "builtin") and reward.path.startswith("/"):
+        files.append(reward.path)
+    return tuple(dict.fromkeys(f for f in files if f.startswith("/")))
 
 
 def _torchrun(plan: Plan, python: str) -> list[str]:
@@ -98,7 +111,7 @@ def _trainer(spec: RunSpec, plan: Plan, inputs: JobInputs) -> list[str]:
         f"trainer.project_name={wandb.project if wandb else 'trainer_platform'}",
         f"trainer.experiment_name={_run_name(inputs)}",
         f"trainer.logger=[{','.join(logger)}]",
-        f"trainer.default_local_dir={_q(inputs.run_dir + '/checkpoints')}",
+        f"trainer.default_local_dir={_q(RUN_DIR + '/checkpoints')}",
         "trainer.resume_mode=auto",
         f"trainer.total_epochs={verl_total_epochs(spec)}",
         f"trainer.nnodes={plan.nnodes}",
@@ -314,7 +327,7 @@ def _optim(prefix: str, lr: float, wd: float, warmup: float, clip: float | None,
 def _env(spec: RunSpec, plan: Plan, inputs: JobInputs) -> dict[str, str]:
     env = {
         "PYTHONPATH": inputs.verl_ext_dir,
-        "VERL_FILE_LOGGER_PATH": f"{inputs.run_dir}/metrics.jsonl",
+        "VERL_FILE_LOGGER_PATH": f"{RUN_DIR}/metrics.jsonl",
         "TOKENIZERS_PARALLELISM": "false",
     }
     modules = []
@@ -337,7 +350,7 @@ def _wandb_env(spec: RunSpec, inputs: JobInputs) -> dict[str, str]:
     wandb = spec.logger.wandb
     if "wandb" not in spec.logger.backends or wandb is None:
         return {"WANDB_MODE": "disabled"}
-    env = {"WANDB_MODE": inputs.wandb_mode, "WANDB_DIR": inputs.run_dir, "WANDB_RESUME": "allow"}
+    env = {"WANDB_MODE": inputs.wandb_mode, "WANDB_DIR": RUN_DIR, "WANDB_RESUME": "allow"}
     if inputs.wandb_run_id:
         env["WANDB_RUN_ID"] = inputs.wandb_run_id
     if wandb.entity:

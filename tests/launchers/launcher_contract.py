@@ -86,6 +86,10 @@ class LauncherContract:
 
     streams_to_console = True
 
+    def job_cwd(self, handle: Handle) -> str:
+        """Where the job runs: the run dir itself, or a remote launcher's copy of it."""
+        return handle.run_dir
+
     @pytest.fixture
     def make_launcher(self) -> MakeLauncher:
         raise NotImplementedError("a launcher's test class provides make_launcher")
@@ -96,7 +100,7 @@ class LauncherContract:
         launcher = make_launcher(console)
         job = python_job("for i in range(3): print(f'hello {i}')\nprint('done ✓')")
         run = new_run(tmp_path, job)
-        handle = launcher.submit(job, run)
+        handle = launcher.submit([job], [run])[0]
         assert Handle.from_dict(run.load_handle() or {}).data == handle.data
         assert handle.launcher == launcher.name
         assert launcher.wait(handle) == 0
@@ -116,7 +120,7 @@ class LauncherContract:
         launcher = make_launcher(io.StringIO())
         job = python_job("import sys\nprint('bad input', file=sys.stderr)\nsys.exit(3)")
         run = new_run(tmp_path, job)
-        handle = launcher.submit(job, run)
+        handle = launcher.submit([job], [run])[0]
         assert launcher.wait(handle) == 3
         status = run.read_status()
         assert status.state == FAILED and status.exit_code == 3
@@ -134,11 +138,12 @@ class LauncherContract:
         """
         job = python_job(code, env={"TP_CONTRACT_VAR": "a value with spaces"})
         run = new_run(tmp_path, job)
-        assert launcher.wait(launcher.submit(job, run)) == 0
+        assert launcher.wait(launcher.submit([job], [run])[0]) == 0
         import json
 
         seen = json.loads(run.log_path.read_text())
-        assert Path(seen["cwd"]).resolve() == run.path.resolve()
+        handle = handle_of(run)
+        assert Path(seen["cwd"]).resolve() == Path(self.job_cwd(handle)).resolve()
         assert seen["var"] == "a value with spaces"
         assert seen["secret"] == "s3cret-inherited"
         for path in run.path.rglob("*"):  # inherited secrets are never written into the run dir
@@ -150,7 +155,7 @@ class LauncherContract:
         launcher = make_launcher(io.StringIO())
         job = python_job("import time\nfor i in range(4):\n    print(f'tick {i}', flush=True)\n    time.sleep(0.3)")
         run = new_run(tmp_path, job)
-        handle = launcher.submit(job, run)
+        handle = launcher.submit([job], [run])[0]
         assert launcher.status(handle) == RUNNING
         followed = list(launcher.logs(handle, follow=True))  # returns once the job has ended
         assert followed == [f"tick {i}" for i in range(4)]
@@ -162,7 +167,7 @@ class LauncherContract:
         launcher = make_launcher(io.StringIO())
         job = python_job(TREE_JOB)
         run = new_run(tmp_path, job)
-        handle = launcher.submit(job, run)
+        handle = launcher.submit([job], [run])[0]
         pids = [int(p) for p in wait_for_log(run, r"pids (\d+) (\d+) (\d+)").groups()]
         code = (
             "import sys; from launchers.base import handle_of, launcher_for; from trainer_platform.runs import RunDir\n"
@@ -177,3 +182,33 @@ class LauncherContract:
         fresh = handle_of(RunDir.open(run.path))
         launcher_for(fresh).cancel(fresh)  # cancelling an ended run is a no-op
         assert run.read_status().state == CANCELLED
+
+    @pytest.mark.timeout(120)
+    def test_detached_status_and_logs_from_a_new_process(self, make_launcher: MakeLauncher, tmp_path: Path) -> None:
+        launcher = make_launcher(io.StringIO())
+        job = python_job("import sys, time\nprint('started', flush=True)\ntime.sleep(2)\nprint('end')\nsys.exit(4)")
+        run = new_run(tmp_path, job)
+        launcher.submit([job], [run])
+        code = (
+            "import sys; from launchers.base import handle_of, launcher_for; from trainer_platform.runs import RunDir\n"
+            "h = handle_of(RunDir.open(sys.argv[1])); l = launcher_for(h)\n"
+            "print(l.status(h)); print('|'.join(l.logs(h, follow=True))); print(l.status(h))"
+        )
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        res = subprocess.run([sys.executable, "-c", code, str(run.path)], env=env, timeout=100, text=True,
+                             capture_output=True, check=True)
+        first, lines, last = res.stdout.strip().splitlines()
+        assert first in ("queued", RUNNING) and lines == "started|end" and last == FAILED, res.stdout
+        status = RunDir.open(run.path).read_status()
+        assert status.state == FAILED and status.exit_code == 4 and status.finished  # persisted by `status`
+
+    @pytest.mark.timeout(120)
+    def test_resume_reuses_the_run_dir(self, make_launcher: MakeLauncher, tmp_path: Path) -> None:
+        launcher = make_launcher(io.StringIO())
+        first = python_job("print('first attempt')")
+        run = new_run(tmp_path, first)
+        assert launcher.wait(launcher.submit([first], [run])[0]) == 0
+        again = python_job("print('second attempt')")
+        assert launcher.wait(launcher.submit([again], [run])[0]) == 0
+        assert run.read_status().state == SUCCEEDED
+        assert run.log_path.read_text() == "first attempt\nsecond attempt\n"

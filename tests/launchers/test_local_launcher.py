@@ -46,7 +46,7 @@ DRIVER = """
     run.create({"spec.yaml": "x: 1\\n"})
     job = VerlJob(entry_point="t", argv=("python", "-c", textwrap.dedent(sys.argv[2])))
     launcher = LocalLauncher(grace_s=float(sys.argv[3]), echo=True)
-    handle = launcher.submit(job, run)
+    handle = launcher.submit([job], [run])[0]
     sys.exit(launcher.wait(handle))
 """
 
@@ -117,7 +117,7 @@ def test_leftover_processes_end_with_the_job(tmp_path: Path) -> None:
     run = new_run(tmp_path, job)
     launcher = LocalLauncher(grace_s=2.0, echo=False)
     start = time.monotonic()
-    assert launcher.wait(launcher.submit(job, run)) == 0
+    assert launcher.wait(launcher.submit([job], [run])[0]) == 0
     assert time.monotonic() - start < 30
     leftover = int(run.log_path.read_text().split()[1])
     assert wait_gone([leftover]) == []
@@ -153,12 +153,12 @@ def test_submit_refuses_a_running_run(tmp_path: Path) -> None:
     job = python_job("import time; time.sleep(30)")
     run = new_run(tmp_path, job)
     launcher = LocalLauncher(grace_s=2.0, echo=False)
-    handle = launcher.submit(job, run)
+    handle = launcher.submit([job], [run])[0]
     with pytest.raises(RunDirError, match="already running"):
-        launcher.submit(job, run)
+        launcher.submit([job], [run])[0]
     launcher.cancel(handle)
     assert launcher.wait(handle) == 143 and run.read_status().state == CANCELLED
-    assert launcher.wait(launcher.submit(python_job("print('again')"), run)) == 0  # a resume reuses the run dir
+    assert launcher.wait(launcher.submit([python_job("print('again')")], [run])[0]) == 0  # a resume reuses the run dir
     assert run.read_status().state == SUCCEEDED and run.log_path.read_text().endswith("again\n")
 
 
@@ -169,7 +169,7 @@ def test_missing_executable_fails_cleanly(tmp_path: Path) -> None:
     job = VerlJob(entry_point="t", argv=("/nonexistent/interpreter", "-c", "pass"))
     run = new_run(tmp_path, job)
     with pytest.raises(LaunchError, match="cannot start"):
-        LocalLauncher(echo=False).submit(job, run)
+        LocalLauncher(echo=False).submit([job], [run])
     assert run.read_status().state == "failed" and run.read_status().exit_code == 127
 
 
@@ -184,7 +184,7 @@ def test_registry() -> None:
 def test_handle_of_follows_a_moved_run_dir(tmp_path: Path) -> None:
     run = new_run(tmp_path, python_job("pass"))
     launcher = LocalLauncher(echo=False, console=io.StringIO())
-    assert launcher.wait(launcher.submit(python_job("pass"), run)) == 0
+    assert launcher.wait(launcher.submit([python_job("pass")], [run])[0]) == 0
     moved = tmp_path / "moved"
     run.path.rename(moved)
     handle = handle_of(RunDir.open(moved))

@@ -7,7 +7,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from trainer_platform.runs import PENDING, RUNNING, RunDir
+from trainer_platform.runs import PENDING, RunDir
 
 
 class CliError(Exception):
@@ -22,7 +22,7 @@ def launcher_state(run_dir: RunDir) -> str:
     state = status.state
     if state == PENDING and status.extra.get("dry_run"):
         return "dry run"  # written by `dry_run=true`: recorded, never launched
-    if run_dir.load_handle() is None or state != RUNNING:
+    if run_dir.load_handle() is None or status.terminal:
         return state
     try:
         handle = handle_of(run_dir)

@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 from typing import Any, Final
 
 PENDING: Final = "pending"
+# submitted: the scheduler or remote host has the job, which has not started yet
+QUEUED: Final = "queued"
 RUNNING: Final = "running"
 SUCCEEDED: Final = "succeeded"
 FAILED: Final = "failed"
@@ -15,7 +17,7 @@ CANCELLED: Final = "cancelled"
 # Not stored: what a launcher reports for a `running` status whose process is gone without a final word.
 LOST: Final = "lost"
 
-STATES: Final = (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED)
+STATES: Final = (PENDING, QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 TERMINAL_STATES: Final = frozenset({SUCCEEDED, FAILED, CANCELLED})
 
 # The fields status.json always has; any other field a launcher writes is kept in `Status.extra`.
