@@ -62,6 +62,8 @@ class SshOptions(LauncherOptions):
     remote_dir: str = "~/trainer_platform"
     # shell lines run on the remote host before the job (venv activation, module load)
     setup: tuple[str, ...] = ()
+    # the Python interpreter on the remote host, after the setup lines (a name on PATH or an absolute path)
+    python: str = "python"
     # accept and remember the host key of a host not yet in known_hosts (a changed key is always refused)
     trust_new_host: bool = False
     # seconds to wait for the TCP connection and the SSH handshake
@@ -79,6 +81,13 @@ class SshOptions(LauncherOptions):
     def _user(cls, value: str | None) -> str | None:
         if value is not None and not _USER_RE.fullmatch(value):
             raise ValueError(f"{value!r} is not a user name")
+        return value
+
+    @field_validator("python")
+    @classmethod
+    def _python(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9._/+-]+", value) or value.startswith("-"):
+            raise ValueError(f"{value!r} is not an interpreter name or path")
         return value
 
     @field_validator("remote_dir")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -35,6 +36,9 @@ def _env() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,  # shell scripts, not HTML: every value is shell-quoted by the template
+        # bash's ${#array[@]} would open a Jinja comment
+        comment_start_string="<#--",
+        comment_end_string="--#>",
     )
     env.filters["shell"] = shlex.quote
     return env
@@ -48,10 +52,14 @@ def render(
     verl_ext: str,
     setup: Sequence[str] = (),
     grace_s: float = 10.0,
+    python: str = "python",
 ) -> dict[str, str]:
     """Every file the launcher runs, by name relative to the run dir where the job runs: `job` with its shipped
     files already mapped to where they lie, `verl_ext` the platform's verl/ folder there, `setup` the
-    launcher.setup shell lines run before the job, `grace_s` between SIGTERM and SIGKILL on cancel."""
+    launcher.setup shell lines run before the job, `grace_s` between SIGTERM and SIGKILL on cancel, `python` the
+    interpreter there (the job's argv[0] "python")."""
+    if job.argv and job.argv[0] == "python":
+        job = replace(job, argv=(python, *job.argv[1:]))
     wrapper = _env().get_template("job.sh.j2").render(
         launcher=launcher,
         run_name=run_name,

@@ -83,6 +83,7 @@ class SshLauncher(Launcher):
             run_name=run_dir.name,
             verl_ext=f"../../code/verl-{code_hash(verl_ext_dir())}",
             setup=opts.setup,
+            python=opts.python,
         )
 
     def _opts(self) -> SshOptions:

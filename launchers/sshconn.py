@@ -112,18 +112,20 @@ def connect(target: Target, *, trust_new_host: bool = False, timeout_s: float = 
             "if the host was really reinstalled, remove the old key (ssh-keygen -R "
             f"'{target.known_hosts_name}' -f {target.known_hosts}) and trust the new one",
         ) from None
-    except paramiko.AuthenticationException:
+    except (paramiko.AuthenticationException, paramiko.SSHException) as e:
         client.close()
+        if not isinstance(e, paramiko.AuthenticationException) and "authentication methods" not in str(e):
+            from launchers.base import LaunchError
+
+            raise LaunchError(f"cannot connect to {target.label}: {e}") from None
         raise SpecError(
             "launcher.user",
             f"authentication failed for {target.label}",
             "use a key (launcher.key_file or ssh-agent) or store the password: "
             f"trainer-platform ssh add-host {target.host} --port {target.port} --user {target.user}",
         ) from None
-    except (OSError, socket.timeout, paramiko.SSHException) as e:
+    except (OSError, socket.timeout) as e:
         client.close()
-        if isinstance(e, SpecError):
-            raise
         from launchers.base import LaunchError
 
         raise LaunchError(f"cannot connect to {target.label}: {e}") from None

@@ -50,10 +50,15 @@ def new_run(root: Path, job: VerlJob, name: str = "run") -> RunDir:
     return run
 
 
-def wait_for_log(run: RunDir, pattern: str, timeout_s: float = 60.0) -> re.Match[str]:
-    """Poll train.log until `pattern` matches; fail after `timeout_s`."""
+def wait_for_log(
+    run: RunDir, pattern: str, timeout_s: float = 60.0, refresh: Callable[[], object] | None = None
+) -> re.Match[str]:
+    """Poll train.log until `pattern` matches; fail after `timeout_s`. `refresh` (e.g. a remote launcher's
+    status, which syncs the log back) runs before each look."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if refresh is not None:
+            refresh()
         text = run.log_path.read_text() if run.log_path.exists() else ""
         match = re.search(pattern, text)
         if match:
@@ -168,7 +173,8 @@ class LauncherContract:
         job = python_job(TREE_JOB)
         run = new_run(tmp_path, job)
         handle = launcher.submit([job], [run])[0]
-        pids = [int(p) for p in wait_for_log(run, r"pids (\d+) (\d+) (\d+)").groups()]
+        match = wait_for_log(run, r"pids (\d+) (\d+) (\d+)", refresh=lambda: launcher.status(handle))
+        pids = [int(p) for p in match.groups()]
         code = (
             "import sys; from launchers.base import handle_of, launcher_for; from trainer_platform.runs import RunDir\n"
             "h = handle_of(RunDir.open(sys.argv[1])); launcher_for(h).cancel(h)"

@@ -69,12 +69,16 @@ def start(folder: Path) -> Sshd:
     os.chmod(ssh_dir / "authorized_keys", 0o600)
     shutil.chown(ssh_dir, USER, USER)
     shutil.chown(ssh_dir / "authorized_keys", USER, USER)
+    # root logs in with the key only, from a key file of this server (the user's own ~/.ssh is not touched):
+    # the end-to-end run uses root's Python environment
+    shutil.copy(folder / "client_ed25519.pub", folder / "root_keys")
     port = _free_port()
     config = folder / "sshd_config"
     config.write_text(
         f"ListenAddress 127.0.0.1\nPort {port}\nHostKey {folder}/host_ed25519\nPidFile {folder}/sshd.pid\n"
         "PasswordAuthentication yes\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
-        "PermitRootLogin no\nUsePAM yes\nSubsystem sftp internal-sftp\nLogLevel VERBOSE\nMaxStartups 100\n"
+        f"AuthorizedKeysFile .ssh/authorized_keys {folder}/root_keys\n"
+        "PermitRootLogin prohibit-password\nUsePAM yes\nSubsystem sftp internal-sftp\nLogLevel VERBOSE\nMaxStartups 100\n"
         "MaxSessions 100\n"
     )
     _run(SSHD, "-t", "-f", str(config))
