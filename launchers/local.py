@@ -128,6 +128,7 @@ class LocalLauncher(Launcher):
         console: TextIO | None = None,
         options: LocalOptions | None = None,
     ) -> None:
+        self.options = options
         self.grace_s = grace_s if grace_s is not None else (options.grace_s if options else 10.0)
         self.echo = console is not None if echo is None else echo
         self.console = console

@@ -34,10 +34,18 @@ class LauncherOptions(BaseModel):
 
 class LocalOptions(LauncherOptions):
     wait: bool = True
-    # sweeps: how many runs at once (null = as many as GPU sets, 1 on a machine without GPUs)
-    max_parallel: int | None = Field(default=None, gt=0)
     # seconds between SIGTERM and SIGKILL when a run is stopped
     grace_s: float = Field(default=10.0, ge=0)
+
+    @field_validator("wait")
+    @classmethod
+    def _wait(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError(
+                "the local launcher streams its job through train.py, so it always waits; for a run that outlives "
+                "train.py use launcher=ssh (it can target this machine too)"
+            )
+        return value
 
 
 def check_remote_path(value: str, key: str = "launcher.remote_dir") -> str:
@@ -112,8 +120,11 @@ class RayOptions(LauncherOptions):
 
 def parse_options(model: type[LauncherOptions], raw: Mapping[str, Any]) -> LauncherOptions:
     """The `launcher:` block validated against a launcher's options; SpecError (key, problem, hint) otherwise."""
+    # a required option left null in its yaml file counts as missing
+    raw = {k: v for k, v in raw.items() if v is not None or k not in model.model_fields or
+           not model.model_fields[k].is_required()}
     try:
-        return model.model_validate(dict(raw))
+        return model.model_validate(raw)
     except ValidationError as err:
         first = err.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "launcher"

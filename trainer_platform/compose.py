@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer_platform.errors import SpecError, choices_hint, did_you_mean
-from trainer_platform.paths import conf_dir
+from trainer_platform.paths import conf_dir, local_conf_dir, local_searchpath
 
 GROUPS = ("algorithm", "model", "data", "compute", "launcher", "logger", "surgery", "experiment")
 
@@ -20,6 +20,8 @@ def group_options(group: str, root: Path | None = None) -> list[str]:
     """Option names of a config group (the YAML files in conf/<group>/, and conf/local/<group>/)."""
     base = root or conf_dir()
     names = {p.stem for p in (base / group).glob("*.yaml")}
+    if root is None:
+        names |= {p.stem for p in (local_conf_dir() / group).glob("*.yaml")}
     return sorted(names)
 
 
@@ -100,11 +102,14 @@ def compose_config(overrides: list[str], config_name: str = "train") -> dict[str
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         try:
-            cfg = compose(config_name=config_name, overrides=overrides)
+            cfg = compose(config_name=config_name, overrides=[*overrides, *local_searchpath()])
         except HydraException as exc:
             # explain the failure: compose the groups alone and find the override naming a key that does not exist
             try:
-                base = compose(config_name=config_name, overrides=[o for o in overrides if _is_group_choice(o)])
+                base = compose(
+                    config_name=config_name,
+                    overrides=[*(o for o in overrides if _is_group_choice(o)), *local_searchpath()],
+                )
             except HydraException:
                 base = None
             if base is not None:

@@ -179,7 +179,9 @@ def _multirun(argv: list[str]) -> int:
             failures.append((" ".join(job_overrides), code))
 
     saved = sys.argv
-    sys.argv = [saved[0] if saved else "train.py", "-m", *overrides]
+    from trainer_platform.paths import local_searchpath
+
+    sys.argv = [saved[0] if saved else "train.py", "-m", *overrides, *local_searchpath()]
     try:
         _one()
     finally:

@@ -30,3 +30,16 @@ def cache_dir() -> Path:
 def local_placeholders(run_dir: Path | str) -> dict[str, str]:
     """Values of a job's placeholders (trainer_platform.job) for a run on this machine."""
     return {"TP_RUN_DIR": str(Path(run_dir).absolute()), "TP_VERL_EXT": str(verl_ext_dir())}
+
+
+def local_conf_dir() -> Path:
+    """A user's own config options (cluster addresses, servers, accounts), loaded as an extra Hydra search path:
+    `conf/local/launcher/gpu1.yaml` becomes `launcher=gpu1`. Gitignored. `TRAINER_PLATFORM_LOCAL_CONF` overrides."""
+    env = os.environ.get("TRAINER_PLATFORM_LOCAL_CONF")
+    return Path(env).expanduser() if env else conf_dir() / "local"
+
+
+def local_searchpath() -> list[str]:
+    """The Hydra override that loads `local_conf_dir()`, when it exists."""
+    folder = local_conf_dir()
+    return [f"hydra.searchpath=[file://{folder.absolute()}]"] if folder.is_dir() else []

@@ -118,7 +118,7 @@ def _launch(spec: RunSpec, existing: RunDir | None, argv: list[str]) -> int:
     check_rollout_settings(spec, the_plan, explicit_keys(argv))
     check_cpu_settings(spec, the_plan, explicit_keys(argv))
     batch = batch_math(spec, the_plan)
-    launcher_cls = _launcher_class(spec.launcher.name)
+    launcher = _make_launcher(spec)
     if the_plan.nnodes > 1 and spec.launcher.name == "local" and not spec.dry_run:
         raise SpecError(
             "launcher",
@@ -129,13 +129,13 @@ def _launch(spec: RunSpec, existing: RunDir | None, argv: list[str]) -> int:
     for warning in missing_files(spec):
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     if spec.dry_run:
-        return _dry_run(spec, the_plan, batch, existing, argv)
+        return _dry_run(spec, the_plan, batch, existing, argv, launcher)
     run = existing or _allocate(spec)
     preparing = utc_now()
     print(f"trainer_platform: {_summary(spec)}; {the_plan.world_size} x {the_plan.accelerator}", flush=True)
     try:
         job, steps = _prepare_job(spec, the_plan, batch, run.path, existing, argv)
-        files = _run_files(spec, the_plan, job)
+        files = {**_run_files(spec, the_plan, job), **launcher.render(job, run)}
         if existing is None:
             wandb_id = job.env.get("WANDB_RUN_ID")
             if wandb_id:
@@ -150,13 +150,18 @@ def _launch(spec: RunSpec, existing: RunDir | None, argv: list[str]) -> int:
         run.archive_metrics()
     print(f"run dir: {run.path}", flush=True)
     run.write_status(phases={"preparing": preparing})  # the console's clock: start-up vs training
-    from trainer_platform.console import show_while, summary_text
+    from launchers.submit import submit_and_follow
 
-    launcher = launcher_cls()
-    handle = launcher.submit(job, run)
-    code = show_while(run, lambda: launcher.wait(handle), verbose=spec.verbose)
-    print(summary_text(run), flush=True)  # its last line: run dir: PATH
-    return code
+    return submit_and_follow(launcher, [job], [run], verbose=spec.verbose)
+
+
+def _make_launcher(spec: RunSpec) -> Any:
+    """The launcher of the spec, with its options (conf/launcher/<name>.yaml) validated: SpecError otherwise."""
+    from launchers.options import parse_options
+
+    launcher_cls = _launcher_class(spec.launcher.name)
+    options = parse_options(launcher_cls.Options, spec.launcher.model_dump())
+    return launcher_cls(options=options)
 
 
 def _allocate(spec: RunSpec) -> RunDir:
@@ -168,15 +173,18 @@ def _allocate(spec: RunSpec) -> RunDir:
         raise SpecError("run_root", f"cannot create a run under {root.absolute()}: {exc}", "check run_root") from None
 
 
-def _dry_run(spec: RunSpec, the_plan: Plan, batch: BatchMath, existing: RunDir | None, argv: list[str]) -> int:
-    """Build and print the job; its files go to run_root/.dry-runs/, never into (or claiming) a run dir."""
+def _dry_run(
+    spec: RunSpec, the_plan: Plan, batch: BatchMath, existing: RunDir | None, argv: list[str], launcher: Any
+) -> int:
+    """Build and print the job; its files (the launcher's rendered ones too) go to run_root/.dry-runs/, never into
+    (or claiming) a run dir."""
     from trainer_platform.runs.dryrun import write_dry_run
 
     root = Path(spec.run_root).expanduser()
     name = existing.name if existing is not None else (spec.name or _default_name(spec))
     target = existing.path if existing is not None else root.absolute() / name
     job, steps = _prepare_job(spec, the_plan, batch, target, existing, argv)
-    files = _run_files(spec, the_plan, job)
+    files = {**_run_files(spec, the_plan, job), **launcher.render(job, RunDir(target))}
     print(redact(dry_run_report(spec, the_plan, batch, job, steps)))
     what = f"resume {target}" if existing is not None else f"create {target} (or {name}-2, ... when taken)"
     print(f"a real run would {what}; nothing there was written")

@@ -265,7 +265,10 @@ def _overlong_len(buffer: int, max_response: int | None) -> int:
 
 
 def _ray_overrides(spec: RunSpec, plan: Plan, inputs: JobInputs) -> list[str]:
-    if spec.launcher.name != "local":
+    if spec.launcher.name == "ray":
+        # the job runs on an existing cluster: attach to it, never size it (no num_cpus/num_gpus)
+        return ["+ray_kwargs.ray_init.address=auto"]
+    if spec.launcher.name not in ("local", "ssh"):
         return []
     # a private Ray instance per run: never attach to a cluster that happens to run on this host
     tag = hashlib.sha1(inputs.run_dir.encode()).hexdigest()[:10]
@@ -340,7 +343,7 @@ def _env(spec: RunSpec, plan: Plan, inputs: JobInputs) -> dict[str, str]:
         modules.append(CPU_VALUEHEAD_MODULE)  # verl hard-codes flash-attn for the value model
     if modules:
         env["VERL_USE_EXTERNAL_MODULES"] = ",".join(modules)
-    if isinstance(spec.algorithm, RLAlgorithm) and spec.launcher.name == "local":
+    if isinstance(spec.algorithm, RLAlgorithm) and spec.launcher.name in ("local", "ssh"):
         env["RAY_AUTH_MODE"] = "disabled"
     env.update(_wandb_env(spec, inputs))
     return env

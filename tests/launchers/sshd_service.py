@@ -78,7 +78,8 @@ def start(folder: Path) -> Sshd:
         f"ListenAddress 127.0.0.1\nPort {port}\nHostKey {folder}/host_ed25519\nPidFile {folder}/sshd.pid\n"
         "PasswordAuthentication yes\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
         f"AuthorizedKeysFile .ssh/authorized_keys {folder}/root_keys\n"
-        "PermitRootLogin prohibit-password\nUsePAM yes\nSubsystem sftp internal-sftp\nLogLevel VERBOSE\nMaxStartups 100\n"
+        # the server's files lie under /tmp (world-writable): StrictModes would refuse them
+        "StrictModes no\nPermitRootLogin prohibit-password\nUsePAM yes\nSubsystem sftp internal-sftp\nLogLevel VERBOSE\nMaxStartups 100\n"
         "MaxSessions 100\n"
     )
     _run(SSHD, "-t", "-f", str(config))

@@ -1,0 +1,44 @@
+"""Submit a batch of jobs and, with launcher.wait=true, follow them to the end: what train.py does after the run
+dirs are written. Detached (the remote launchers' default): print where each run is and how to follow it, return."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from launchers.base import Handle, Launcher
+from trainer_platform.job import VerlJob
+from trainer_platform.runs import RunDir
+
+
+def _job_id(handle: Handle) -> str:
+    data = handle.data
+    for key in ("job_id", "remote_run", "pid"):
+        if key in data:
+            where = f"{data['user']}@{data['host']}:" if key == "remote_run" else ""
+            return f"{key.replace('_', ' ')} {where}{data[key]}"
+    return "-"
+
+
+def submit_and_follow(
+    launcher: Launcher, jobs: Sequence[VerlJob], run_dirs: Sequence[RunDir], *, verbose: bool = False
+) -> int:
+    """Submit `jobs` as one batch; with launcher.wait, show each run with the console (from its run dir, which
+    the launcher's wait keeps in sync) until it ends, then its summary. Returns the exit code (the first failing
+    job's; 0 when all succeeded or were submitted detached)."""
+    from trainer_platform.console import show_while, summary_text
+
+    handles = launcher.submit(jobs, run_dirs)
+    options = getattr(launcher, "options", None)
+    wait = True if options is None else bool(options.wait)
+    if not wait:
+        for handle, run in zip(handles, run_dirs):
+            print(f"trainer_platform: submitted ({_job_id(handle)}), {run.read_status().state}", flush=True)
+            print(f"  follow: trainer-platform logs -f {run.path}   status: trainer-platform status {run.path}")
+            print(f"run dir: {run.path}", flush=True)
+        return 0
+    codes = []
+    for handle, run in zip(handles, run_dirs):
+        code = show_while(run, lambda handle=handle: launcher.wait(handle), verbose=verbose)
+        print(summary_text(run), flush=True)  # its last line: run dir: PATH
+        codes.append(code)
+    return next((c for c in codes if c != 0), 0)
