@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import sshd_service
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,3 +99,28 @@ def grpo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     session. Read it, never change it."""
     cwd = tmp_path_factory.mktemp("grpo_run")
     return run_dir_of(run_train("name=grpo", "train.steps=2", cwd=cwd))
+
+
+# ---- a real sshd on 127.0.0.1 for the ssh launcher (tests/sshd_service.py), started once per session ----
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sshd_service.Sshd]:
+    reason = sshd_service.unavailable()
+    if reason:
+        pytest.skip(reason)
+    server = sshd_service.start(tmp_path_factory.mktemp("sshd"))
+    yield server
+    sshd_service.stop(server)
+
+
+@pytest.fixture
+def ssh_client_home(sshd: sshd_service.Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A HOME that trusts the test sshd's host key, and an empty password store."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True, mode=0o700)
+    (home / ".ssh" / "known_hosts").write_text(sshd.known_hosts_line)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TRAINER_PLATFORM_CONFIG", str(home / ".config" / "trainer_platform"))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    return home

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import sshd_service
-from conftest import REMOTE_PYTHON
 from launcher_contract import REPO_ROOT, LauncherContract, MakeLauncher, new_run, python_job
 
 from launchers import passwords, sshconn
@@ -32,7 +31,7 @@ def options(server: sshd_service.Sshd, **kw: object) -> SshOptions:
         "key_file": str(server.key_file),
         "remote_dir": "~/tp",
         "setup": ("export TP_SETUP_RAN=1",),
-        "python": REMOTE_PYTHON,
+        "python": sshd_service.REMOTE_PYTHON,
     }
     return SshOptions.model_validate({**base, **kw})
 
@@ -164,3 +163,22 @@ def test_connection_dropped_mid_run_job_keeps_running(sshd: sshd_service.Sshd, t
     assert run.log_path.read_text() == "a\nb\n"
     fresh = handle_of(RunDir.open(run.path))
     assert launcher_for(fresh).status(fresh) == SUCCEEDED and fresh.data == handle.data
+
+
+def test_ssh_cli_add_list_remove(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAINER_PLATFORM_CONFIG", str(tmp_path / "cfg"))
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+
+    def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "trainer_platform.cli", "ssh", *args], input=stdin, env=env,
+                              capture_output=True, text=True, cwd=REPO_ROOT)
+
+    added = cli("add-host", "gpu1", "--port", "2222", "--user", "me", "--password-stdin", stdin="pw-s3cret\n")
+    assert added.returncode == 0, added.stderr
+    assert "pw-s3cret" not in (tmp_path / "cfg" / "ssh_hosts.json").read_text()
+    assert passwords.password_for("gpu1", 2222, "me") == "pw-s3cret"
+    assert cli("list-hosts").stdout.strip() == "me@gpu1:2222"
+    bad = cli("add-host", "gpu1;rm -rf /", "--user", "me", "--password-stdin", stdin="x\n")
+    assert bad.returncode == 2 and "launcher.host" in bad.stderr
+    assert cli("remove-host", "gpu1", "--port", "2222", "--user", "me").returncode == 0
+    assert cli("list-hosts").stdout.startswith("no stored passwords")

@@ -17,6 +17,8 @@ from pathlib import Path
 SSHD = "/usr/sbin/sshd"
 USER = "tptest"
 PASSWORD = "tp-test-pw-1"
+# the test user's interpreter: the system Python (the test session's venv may lie under root's home)
+REMOTE_PYTHON = "/usr/bin/python3"
 
 
 @dataclass(frozen=True)
