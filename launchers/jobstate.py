@@ -37,8 +37,9 @@ def reconcile(run_dir: RunDir, record: Mapping[str, Any] | None, alive: bool | N
     state = str(record["state"])
     if state in TERMINAL_STATES:
         code = record.get("exit_code")
-        run_dir.write_status(state, exit_code=None if code is None else int(code), finished=record.get("finished"),
-                             **fields, **extra)
+        run_dir.write_status(
+            state, exit_code=None if code is None else int(code), finished=record.get("finished"), **fields, **extra
+        )
         return state
     if alive is False:
         return LOST

@@ -134,7 +134,8 @@ class LocalLauncher(Launcher):
         self.console = console
 
     def submit(self, jobs: Sequence[VerlJob], run_dirs: Sequence[RunDir]) -> list[Handle]:
-        return [self._submit_one(job.resolve(local_placeholders(run.path)), run) for job, run in zip(jobs, run_dirs)]
+        pairs = zip(jobs, run_dirs, strict=True)
+        return [self._submit_one(job.resolve(local_placeholders(run.path)), run) for job, run in pairs]
 
     def _submit_one(self, job: VerlJob, run_dir: RunDir) -> Handle:
         if run_dir.read_status().state == RUNNING:

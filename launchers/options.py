@@ -107,8 +107,23 @@ class SshOptions(LauncherOptions):
 class RayOptions(LauncherOptions):
     # the cluster's Job Submission address: http://HEAD:8265 (the dashboard port)
     address: str
-    # environment variables for the job (non-secret), on top of what the job sets
+    # environment variables for the job (non-secret: Ray shows them in its dashboard), on top of what the job sets
     env: dict[str, str] = Field(default_factory=dict)
+    # a folder the cluster's nodes share where the runs' outputs go (checkpoints, metrics); null = the Ray job's
+    # working directory, which Ray removes after the job (the log stays in Ray's job logs)
+    remote_dir: str | None = None
+    # the Python interpreter on the cluster (a name on PATH or an absolute path)
+    python: str = "python"
+    # jobs whose shipped inputs (model, data) exceed this many MiB are refused: put them where the cluster can read
+    # them (a hub id, a shared folder) instead of shipping them through Ray's working_dir upload
+    max_ship_mib: int = Field(default=200, gt=0)
+
+    @field_validator("remote_dir")
+    @classmethod
+    def _remote_dir(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"{value!r}: the cluster's shared folder must be an absolute path")
+        return None if value is None else check_remote_path(value)
 
     @field_validator("address")
     @classmethod
@@ -121,8 +136,11 @@ class RayOptions(LauncherOptions):
 def parse_options(model: type[LauncherOptions], raw: Mapping[str, Any]) -> LauncherOptions:
     """The `launcher:` block validated against a launcher's options; SpecError (key, problem, hint) otherwise."""
     # a required option left null in its yaml file counts as missing
-    raw = {k: v for k, v in raw.items() if v is not None or k not in model.model_fields or
-           not model.model_fields[k].is_required()}
+    raw = {
+        k: v
+        for k, v in raw.items()
+        if v is not None or k not in model.model_fields or not model.model_fields[k].is_required()
+    }
     try:
         return model.model_validate(raw)
     except ValidationError as err:

@@ -18,6 +18,7 @@ import jinja2
 from trainer_platform.job import VerlJob
 
 WRAPPER = "tp_job.sh"
+RAY_ENTRY = "tp_ray_entry.sh"
 JOB_STATE = "job_state.json"
 CANCEL_REQUESTED = "cancel_requested"
 _TEMPLATES = Path(__file__).parent / "templates"
@@ -60,13 +61,34 @@ def render(
     interpreter there (the job's argv[0] "python")."""
     if job.argv and job.argv[0] == "python":
         job = replace(job, argv=(python, *job.argv[1:]))
-    wrapper = _env().get_template("job.sh.j2").render(
-        launcher=launcher,
-        run_name=run_name,
-        # relative: to this run dir where the job runs (a remote launcher ships verl/ beside its runs)
-        verl_ext_expr=shlex.quote(verl_ext) if verl_ext.startswith("/") else '"$here"/' + shlex.quote(verl_ext),
-        setup=[line.strip() for line in setup if line.strip()],
-        grace_ticks=max(1, int(grace_s * 10)),
-        command=job.shell_line(),
+    wrapper = (
+        _env()
+        .get_template("job.sh.j2")
+        .render(
+            launcher=launcher,
+            run_name=run_name,
+            # relative: to this run dir where the job runs (a remote launcher ships verl/ beside its runs)
+            verl_ext_expr=shlex.quote(verl_ext) if verl_ext.startswith("/") else '"$here"/' + shlex.quote(verl_ext),
+            setup=[line.strip() for line in setup if line.strip()],
+            grace_ticks=max(1, int(grace_s * 10)),
+            command=job.shell_line(),
+        )
     )
     return {WRAPPER: wrapper}
+
+
+def render_ray_entry(job: VerlJob, *, run_name: str, run_dir: str | None, python: str = "python") -> dict[str, str]:
+    """tp_ray_entry.sh, the Ray job's entrypoint: `run_dir` is where the run's outputs go on the cluster (a shared
+    folder), None for the job's working directory (Ray removes it with the job)."""
+    if job.argv and job.argv[0] == "python":
+        job = replace(job, argv=(python, *job.argv[1:]))
+    text = (
+        _env()
+        .get_template("ray_entry.sh.j2")
+        .render(
+            run_name=run_name,
+            run_dir_expr='"$PWD"' if run_dir is None else shlex.quote(run_dir),
+            command=job.shell_line(),
+        )
+    )
+    return {RAY_ENTRY: text}

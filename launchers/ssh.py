@@ -15,6 +15,7 @@ where the checkpoints are), so `status`, `watch` and reports work locally.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -99,18 +100,24 @@ class SshLauncher(Launcher):
         try:
             root = _remote_root(sftp, opts.remote_dir)
             sshconn.put_tree(sftp, verl_ext_dir(), f"{root}/code/verl-{code_hash(verl_ext_dir())}")
-            handles = [self._submit_one(client, sftp, target, root, job, run) for job, run in zip(jobs, run_dirs)]
+            pairs = zip(jobs, run_dirs, strict=True)
+            handles = [self._submit_one(client, sftp, target, root, job, run) for job, run in pairs]
         finally:
             sftp.close()
         return handles
 
     def _submit_one(
-        self, client: paramiko.SSHClient, sftp: paramiko.SFTPClient, target: sshconn.Target, root: str,
-        job: VerlJob, run: RunDir,
+        self,
+        client: paramiko.SSHClient,
+        sftp: paramiko.SFTPClient,
+        target: sshconn.Target,
+        root: str,
+        job: VerlJob,
+        run: RunDir,
     ) -> Handle:
-        if not run.read_status().terminal and run.read_status().state in (RUNNING, QUEUED) and run.load_handle():
-            if self.status(handle_from(run)) in (RUNNING, QUEUED):
-                raise LaunchError(f"{run.path} is already running; cancel it first (trainer-platform cancel)")
+        busy = run.read_status().state in (RUNNING, QUEUED) and run.load_handle() is not None
+        if busy and self.status(handle_from(run)) in (RUNNING, QUEUED):
+            raise LaunchError(f"{run.path} is already running; cancel it first (trainer-platform cancel)")
         remote = f"{root}/runs/{remote_run_name(run)}"
         for local, where in shipped_paths(job).items():
             sshconn.put_tree(sftp, Path(local), where.replace(RUN_DIR, remote))
@@ -120,15 +127,14 @@ class SshLauncher(Launcher):
             with sftp.open(f"{remote}/{name}", "w") as f:
                 f.write(text)
         for stale in (JOB_STATE, "cancel_requested"):  # a resume starts a fresh record
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 sftp.remove(f"{remote}/{stale}")
-            except FileNotFoundError:
-                pass
         data: dict[str, Any] = {**asdict(target), "remote_run": remote}
         handle = Handle(launcher=self.name, run_dir=str(run.path), data=data)
         run.save_handle(handle.to_dict())
-        run.write_status(QUEUED, launcher=self.name, host=target.host, pid=None, remote_run=remote,
-                         cancel_requested=None, error=None)
+        run.write_status(
+            QUEUED, launcher=self.name, host=target.host, pid=None, remote_run=remote, cancel_requested=None, error=None
+        )
         stdin, stdout, _ = client.exec_command(shlex.join(["setsid", "-f", "bash", f"{remote}/{WRAPPER}"]))
         secrets = [f"{k}={os.environ[k]}" for k in self.forward_env if "\n" not in os.environ.get(k, "\n")]
         stdin.write("".join(line + "\n" for line in [*secrets, "--"]))
@@ -192,8 +198,13 @@ def handle_from(run: RunDir) -> Handle:
 
 def _target(handle: Handle) -> sshconn.Target:
     d = handle.data
-    return sshconn.Target(host=d["host"], port=int(d["port"]), user=d["user"], key_file=d.get("key_file"),
-                          known_hosts=d.get("known_hosts", "~/.ssh/known_hosts"))
+    return sshconn.Target(
+        host=d["host"],
+        port=int(d["port"]),
+        user=d["user"],
+        key_file=d.get("key_file"),
+        known_hosts=d.get("known_hosts", "~/.ssh/known_hosts"),
+    )
 
 
 def _client(target: sshconn.Target, **connect_kw: Any) -> paramiko.SSHClient:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import socket
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -124,7 +123,7 @@ def connect(target: Target, *, trust_new_host: bool = False, timeout_s: float = 
             "use a key (launcher.key_file or ssh-agent) or store the password: "
             f"trainer-platform ssh add-host {target.host} --port {target.port} --user {target.user}",
         ) from None
-    except (OSError, socket.timeout) as e:
+    except (TimeoutError, OSError) as e:
         client.close()
         from launchers.base import LaunchError
 

@@ -31,13 +31,13 @@ def submit_and_follow(
     options = getattr(launcher, "options", None)
     wait = True if options is None else bool(options.wait)
     if not wait:
-        for handle, run in zip(handles, run_dirs):
+        for handle, run in zip(handles, run_dirs, strict=True):
             print(f"trainer_platform: submitted ({_job_id(handle)}), {run.read_status().state}", flush=True)
             print(f"  follow: trainer-platform logs -f {run.path}   status: trainer-platform status {run.path}")
             print(f"run dir: {run.path}", flush=True)
         return 0
     codes = []
-    for handle, run in zip(handles, run_dirs):
+    for handle, run in zip(handles, run_dirs, strict=True):
         code = show_while(run, lambda handle=handle: launcher.wait(handle), verbose=verbose)
         print(summary_text(run), flush=True)  # its last line: run dir: PATH
         codes.append(code)

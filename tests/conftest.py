@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import ray_service
+
 import sshd_service
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -124,3 +127,15 @@ def ssh_client_home(sshd: sshd_service.Sshd, tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("TRAINER_PLATFORM_CONFIG", str(home / ".config" / "trainer_platform"))
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     return home
+
+
+# ---- a real Ray head on loopback for the ray launcher (tests/ray_service.py), started once per session ----
+
+
+@pytest.fixture(scope="session")
+def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ray_service.RayHead]:
+    for key, value in ray_service.CLIENT_ENV.items():
+        os.environ[key] = value
+    head = ray_service.start(Path(tempfile.mkdtemp(prefix="tpray", dir="/tmp")))
+    yield head
+    ray_service.stop(head)

@@ -6,6 +6,7 @@ Stopped by its pid. The client side gets its own HOME (known_hosts, ~/.ssh/confi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -81,15 +82,16 @@ def start(folder: Path) -> Sshd:
         "PasswordAuthentication yes\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
         f"AuthorizedKeysFile .ssh/authorized_keys {folder}/root_keys\n"
         # the server's files lie under /tmp (world-writable): StrictModes would refuse them
-        "StrictModes no\nPermitRootLogin prohibit-password\nUsePAM yes\nSubsystem sftp internal-sftp\nLogLevel VERBOSE\nMaxStartups 100\n"
-        "MaxSessions 100\n"
+        "StrictModes no\nPermitRootLogin prohibit-password\nUsePAM yes\nSubsystem sftp internal-sftp\n"
+        "LogLevel VERBOSE\nMaxStartups 100\nMaxSessions 100\n"
     )
     _run(SSHD, "-t", "-f", str(config))
     _run(SSHD, "-f", str(config), "-E", str(folder / "sshd.log"))
     line = ""
     for _ in range(100):
-        res = subprocess.run(["ssh-keyscan", "-p", str(port), "-t", "ed25519", "127.0.0.1"], capture_output=True,
-                             text=True)
+        res = subprocess.run(
+            ["ssh-keyscan", "-p", str(port), "-t", "ed25519", "127.0.0.1"], capture_output=True, text=True
+        )
         if res.returncode == 0 and res.stdout.strip():
             line = res.stdout
             break
@@ -102,7 +104,5 @@ def start(folder: Path) -> Sshd:
 
 def stop(server: Sshd) -> None:
     """Stop the listener by its pid (sessions still open end with their connections)."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(server.pid, 15)
-    except ProcessLookupError:
-        pass

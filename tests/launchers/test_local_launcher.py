@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from launcher_contract import REPO_ROOT, TREE_JOB, LauncherContract, MakeLauncher, new_run, python_job, wait_gone
 
+from launcher_contract import REPO_ROOT, TREE_JOB, LauncherContract, MakeLauncher, new_run, python_job, wait_gone
 from launchers.base import (
     Handle,
     UnknownLauncherError,

@@ -19,9 +19,17 @@ def _job() -> VerlJob:
     return VerlJob(
         entry_point="verl.trainer.sft_trainer",
         argv=(
-            "python", "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=2", "--rdzv_backend=c10d",
-            "--rdzv_endpoint=${MASTER_ADDR}:${MASTER_PORT}", "-m", "verl.trainer.sft_trainer",
-            "trainer.default_local_dir='${TP_RUN_DIR}/checkpoints'", "model.path=${TP_RUN_DIR}/../../inputs/m",
+            "python",
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--nnodes=2",
+            "--rdzv_backend=c10d",
+            "--rdzv_endpoint=${MASTER_ADDR}:${MASTER_PORT}",
+            "-m",
+            "verl.trainer.sft_trainer",
+            "trainer.default_local_dir='${TP_RUN_DIR}/checkpoints'",
+            "model.path=${TP_RUN_DIR}/../../inputs/m",
             "trainer.experiment_name=it's $(not) run",
         ),
         env={"PYTHONPATH": "${TP_VERL_EXT}", "VERL_FILE_LOGGER_PATH": "${TP_RUN_DIR}/metrics.jsonl"},
@@ -39,8 +47,13 @@ def _check_golden(name: str, text: str) -> None:
 
 def test_ssh_wrapper_golden() -> None:
     files = render(
-        _job(), launcher="ssh", run_name="sft-run", verl_ext="../../code/verl-0123456789ab",
-        setup=["source ~/venvs/verl/bin/activate", "  ", "module load cuda/12.4"], grace_s=5.0, python="python3",
+        _job(),
+        launcher="ssh",
+        run_name="sft-run",
+        verl_ext="../../code/verl-0123456789ab",
+        setup=["source ~/venvs/verl/bin/activate", "  ", "module load cuda/12.4"],
+        grace_s=5.0,
+        python="python3",
     )
     assert list(files) == ["tp_job.sh"]
     _check_golden("ssh_tp_job.sh", files["tp_job.sh"])
@@ -51,8 +64,13 @@ def test_multinode_rendezvous_expands_in_the_shell(tmp_path: Path) -> None:
     line = _job().shell_line()
     script = tmp_path / "s.sh"
     script.write_text(f"set -- {line}\nprintf '%s\\n' \"$@\"\n")
-    env = {"PATH": os.environ["PATH"], "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29500", "TP_RUN_DIR": "/r d",
-           "TP_VERL_EXT": "/v"}
+    env = {
+        "PATH": os.environ["PATH"],
+        "MASTER_ADDR": "10.0.0.1",
+        "MASTER_PORT": "29500",
+        "TP_RUN_DIR": "/r d",
+        "TP_VERL_EXT": "/v",
+    }
     args = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, check=True).stdout
     lines = args.splitlines()
     assert "--rdzv_endpoint=10.0.0.1:29500" in lines
@@ -62,8 +80,12 @@ def test_multinode_rendezvous_expands_in_the_shell(tmp_path: Path) -> None:
 
 
 def test_resolve_replaces_placeholders_and_moves_shipped_files() -> None:
-    job = VerlJob(entry_point="e", argv=("python", "data.train_files=[/data/t.parquet]", "a=${TP_RUN_DIR}/x"),
-                  env={"P": "${TP_VERL_EXT}"}, files=("/data/t.parquet",))
+    job = VerlJob(
+        entry_point="e",
+        argv=("python", "data.train_files=[/data/t.parquet]", "a=${TP_RUN_DIR}/x"),
+        env={"P": "${TP_VERL_EXT}"},
+        files=("/data/t.parquet",),
+    )
     out = job.resolve({"TP_RUN_DIR": "/run", "TP_VERL_EXT": "/ext"}, {"/data/t.parquet": "/remote/t.parquet"})
     assert out.argv == ("python", "data.train_files=[/remote/t.parquet]", "a=/run/x")
     assert out.env == {"P": "/ext"} and out.files == ("/remote/t.parquet",)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 import sshd_service
 from conftest import REPO_ROOT, run_dir_of, run_train
 
@@ -18,10 +19,19 @@ from conftest import REPO_ROOT, run_dir_of, run_train
 def test_tiny_sft_over_ssh(sshd: sshd_service.Sshd, ssh_client_home: Path, tmp_path: Path) -> None:
     # root logs in by key and uses this session's interpreter (the test user cannot read root's venv)
     res = run_train(
-        "algorithm=sft", "data=tiny_sft", "train.steps=2", "launcher=ssh", f"launcher.host={sshd.host}",
-        f"launcher.port={sshd.port}", "launcher.user=root", f"launcher.key_file={sshd.key_file}",
-        f"launcher.remote_dir={tmp_path / 'remote'}", f"launcher.python={sys.executable}", "launcher.wait=true",
-        f"run_root={tmp_path / 'runs'}", cwd=tmp_path,
+        "algorithm=sft",
+        "data=tiny_sft",
+        "train.steps=2",
+        "launcher=ssh",
+        f"launcher.host={sshd.host}",
+        f"launcher.port={sshd.port}",
+        "launcher.user=root",
+        f"launcher.key_file={sshd.key_file}",
+        f"launcher.remote_dir={tmp_path / 'remote'}",
+        f"launcher.python={sys.executable}",
+        "launcher.wait=true",
+        f"run_root={tmp_path / 'runs'}",
+        cwd=tmp_path,
     )
     run = run_dir_of(res)
     status = json.loads((run / "status.json").read_text())
@@ -36,7 +46,10 @@ def test_tiny_sft_over_ssh(sshd: sshd_service.Sshd, ssh_client_home: Path, tmp_p
     assert (run / "train.log").read_text() == (remote / "train.log").read_text()
     assert (run / "tp_job.sh").read_text() == (remote / "tp_job.sh").read_text()  # the rendered file that ran
     out = subprocess.run(
-        [sys.executable, "-m", "trainer_platform.cli", "status", str(run)], cwd=REPO_ROOT, capture_output=True,
-        text=True, check=True,
+        [sys.executable, "-m", "trainer_platform.cli", "status", str(run)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "succeeded" in out and "step 2" in out

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+
 import sshd_service
 from launcher_contract import REPO_ROOT, LauncherContract, MakeLauncher, new_run, python_job
-
 from launchers import passwords, sshconn
 from launchers.base import Handle, handle_of, launcher_for
 from launchers.options import SshOptions, parse_options
@@ -50,7 +50,7 @@ class TestSshLauncher(LauncherContract):
         opts = options(sshd)
         return lambda console: SshLauncher(opts, forward_env=("TP_CONTRACT_SECRET",))
 
-    def job_cwd(self, handle: Handle) -> str:
+    def job_cwd(self, handle: Handle) -> str | None:
         return str(handle.data["remote_run"])
 
 
@@ -170,8 +170,14 @@ def test_ssh_cli_add_list_remove(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
 
     def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "trainer_platform.cli", "ssh", *args], input=stdin, env=env,
-                              capture_output=True, text=True, cwd=REPO_ROOT)
+        return subprocess.run(
+            [sys.executable, "-m", "trainer_platform.cli", "ssh", *args],
+            input=stdin,
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+        )
 
     added = cli("add-host", "gpu1", "--port", "2222", "--user", "me", "--password-stdin", stdin="pw-s3cret\n")
     assert added.returncode == 0, added.stderr
