@@ -8,6 +8,7 @@ stopped by pid.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -90,25 +91,19 @@ def _pids(marker: str) -> list[int]:
             continue
         seen.append(pid)
         for task in Path(f"/proc/{pid}/task").glob("*/children"):
-            try:
+            with contextlib.suppress(OSError):
                 queue += [int(c) for c in task.read_text().split()]
-            except OSError:
-                pass
     return seen
 
 
 def stop(head: RayHead) -> None:
     pids = _pids(head.marker)
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
         time.sleep(0.2)
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
