@@ -3,6 +3,7 @@ dirs are written. Detached (the remote launchers' default): print where each run
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from launchers.base import Handle, Launcher
@@ -38,7 +39,7 @@ def submit_and_follow(
         return 0
     codes = []
     for handle, run in zip(handles, run_dirs, strict=True):
-        code = show_while(run, lambda handle=handle: launcher.wait(handle), verbose=verbose)
+        code = show_while(run, functools.partial(launcher.wait, handle), verbose=verbose)
         print(summary_text(run), flush=True)  # its last line: run dir: PATH
         codes.append(code)
     return next((c for c in codes if c != 0), 0)

@@ -209,7 +209,7 @@ def test_list_fits_80_columns_with_target_steps_and_main_metric(tmp_path: Path) 
     job = VerlJob(entry_point=job.entry_point, argv=(*job.argv, "trainer.total_training_steps=2"), env={})
     run.create({"job.json": json.dumps(job.to_dict()), "spec.yaml": "x: 1\n"})
     launcher = LocalLauncher(echo=False, grace_s=2.0)
-    launcher.wait(launcher.submit(job, run))
+    launcher.wait(launcher.submit([job], [run])[0])
     res = subprocess.run(
         [sys.executable, "-m", "trainer_platform.cli", "list", str(root)],
         capture_output=True,

@@ -36,7 +36,7 @@ def test_cpu_sft_job_loads_our_platform_through_verl_extension_points() -> None:
     _, job = job_of("algorithm=sft", "data=tiny_sft")
     assert job.env["VERL_USE_EXTERNAL_MODULES"] == "tp_cpu_platform"
     assert job.env["VERL_PLATFORM"] == "tp_cpu" and job.env["PYTHONPATH"] == "/repo/verl"
-    assert job.env["VERL_FILE_LOGGER_PATH"] == "/runs/r1/metrics.jsonl" and job.env["WANDB_MODE"] == "disabled"
+    assert job.env["VERL_FILE_LOGGER_PATH"] == "${TP_RUN_DIR}/metrics.jsonl" and job.env["WANDB_MODE"] == "disabled"
     assert "trainer.device=cpu" in job.argv and "engine.strategy=fsdp2" in job.argv
     assert job.entry_point == "verl.trainer.sft_trainer" and not job.uses_ray
 
@@ -79,7 +79,7 @@ def test_wandb_env_carries_the_run_identity_but_no_secret(monkeypatch: pytest.Mo
     )
     env = job.env
     assert (env["WANDB_MODE"], env["WANDB_RUN_ID"], env["WANDB_RESUME"]) == ("offline", "abc12345", "allow")
-    assert env["WANDB_RUN_GROUP"] == "sweep1" and env["WANDB_TAGS"] == "a,b" and env["WANDB_DIR"] == "/runs/r1"
+    assert env["WANDB_RUN_GROUP"] == "sweep1" and env["WANDB_TAGS"] == "a,b" and env["WANDB_DIR"] == "${TP_RUN_DIR}"
     assert "sk-secret" not in job.shell_line() and "WANDB_API_KEY" not in env
     assert "trainer.logger=[console,wandb,file]" in job.argv
 

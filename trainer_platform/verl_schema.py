@@ -64,7 +64,9 @@ def compose_verl_config(config_dir: Path, config_name: str, overrides: list[str]
 
 
 def check_job_against_verl(job: VerlJob, dpo_config_dir: Path | None = None) -> Any:
-    """Compose the job's verl config; returns it (an OmegaConf DictConfig) or raises SpecError."""
+    """Compose the job's verl config; returns it (an OmegaConf DictConfig) or raises SpecError. The job's
+    placeholders (${TP_RUN_DIR}, ...: filled in where it runs) count as absolute paths here."""
+    job = job.resolve({"TP_RUN_DIR": "/run", "TP_VERL_EXT": "/verl_ext", "MASTER_ADDR": "head", "MASTER_PORT": "1"})
     if job.entry_point in CONFIG_NAMES:
         return compose_verl_config(verl_config_dir(), CONFIG_NAMES[job.entry_point], job_overrides(job))
     if dpo_config_dir is not None and job.entry_point.endswith(".py"):

@@ -129,7 +129,7 @@ def test_by_default_the_output_goes_to_train_log_only(tmp_path: Path, capsys: py
     job = python_job("print('from the job', flush=True)")
     run = new_run(tmp_path, job)
     launcher = LocalLauncher(grace_s=2.0)
-    assert launcher.wait(launcher.submit(job, run)) == 0
+    assert launcher.wait(launcher.submit([job], [run])[0]) == 0
     assert capsys.readouterr().out == ""
     assert run.log_path.read_text() == "from the job\n"
 
