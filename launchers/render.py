@@ -59,8 +59,7 @@ def render(
     files already mapped to where they lie, `verl_ext` the platform's verl/ folder there, `setup` the
     launcher.setup shell lines run before the job, `grace_s` between SIGTERM and SIGKILL on cancel, `python` the
     interpreter there (the job's argv[0] "python")."""
-    if job.argv and job.argv[0] == "python":
-        job = replace(job, argv=(python, *job.argv[1:]))
+    job = with_interpreter(job, python)
     wrapper = (
         _env()
         .get_template("job.sh.j2")
@@ -80,8 +79,7 @@ def render(
 def render_ray_entry(job: VerlJob, *, run_name: str, run_dir: str | None, python: str = "python") -> dict[str, str]:
     """tp_ray_entry.sh, the Ray job's entrypoint: `run_dir` is where the run's outputs go on the cluster (a shared
     folder), None for the job's working directory (Ray removes it with the job)."""
-    if job.argv and job.argv[0] == "python":
-        job = replace(job, argv=(python, *job.argv[1:]))
+    job = with_interpreter(job, python)
     text = (
         _env()
         .get_template("ray_entry.sh.j2")
