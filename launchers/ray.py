@@ -125,7 +125,16 @@ class RayLauncher(Launcher):
             code = info.driver_exit_code
             if code is None:
                 code = 0 if state == SUCCEEDED else 1
-            run.write_status(state, exit_code=int(code), error=info.message if state == FAILED else None)
+            # a short job can go from PENDING to done between two polls: take its times from Ray
+            times = {"finished": _iso(getattr(info, "end_time", None))}
+            if not run.read_status().started:
+                times["started"] = _iso(getattr(info, "start_time", None))
+            run.write_status(
+                state,
+                exit_code=int(code),
+                error=info.message if state == FAILED else None,
+                **{k: v for k, v in times.items() if v},
+            )
         return state
 
     def wait(self, handle: Handle) -> int:
@@ -150,6 +159,15 @@ class RayLauncher(Launcher):
         deadline = time.monotonic() + 30.0
         while self.status(handle) in (QUEUED, RUNNING) and time.monotonic() < deadline:
             time.sleep(_POLL_S)
+
+
+def _iso(ms: int | None) -> str | None:
+    """Ray's millisecond timestamps as our UTC ISO strings."""
+    if not ms:
+        return None
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).replace(microsecond=0).isoformat()
 
 
 def job_output(logs: str, job_id: str) -> str:
