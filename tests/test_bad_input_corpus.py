@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import run_train
+from launchers.base import Handle
+from launchers.local import LocalLauncher
 from trainer_platform import entry, pipeline
 from trainer_platform.compose import compose_config
 from trainer_platform.runs import RunDir
@@ -213,8 +215,8 @@ def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp
 
 
-class _NoLaunch:
-    def submit(self, *_: object) -> None:
+class _NoLaunch(LocalLauncher):
+    def submit(self, *_: object) -> list[Handle]:  # type: ignore[override]
         pytest.fail("a bad input reached the launcher")
 
 

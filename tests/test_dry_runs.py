@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from launchers.base import Handle
+from launchers.local import LocalLauncher
 from trainer_platform import cli, entry, pipeline
 from trainer_platform.compose import compose_config
 from trainer_platform.runs import RunDir
@@ -23,8 +25,8 @@ def _snapshot(folder: Path) -> dict[str, str]:
     }
 
 
-class _NoLaunch:
-    def submit(self, *_: object) -> None:
+class _NoLaunch(LocalLauncher):
+    def submit(self, *_: object) -> list[Handle]:  # type: ignore[override]
         pytest.fail("a dry run reached the launcher")
 
 

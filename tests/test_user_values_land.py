@@ -40,7 +40,9 @@ KINDS = {
 BASE = ["name=sweep", "compute=cpu", "logger=wandb", "logger.wandb.mode=offline"]
 # labels and invocation flags: they name things or steer this command, they do not change the job
 LABELS = {"model.name", "data.name", "compute.name", "algorithm.name", "algorithm.kind", "data.format"}
-INVOCATION = {"dry_run", "resume", "resume_dir", "verbose"}  # verbose: what the console shows
+# verbose: what the console shows; run_root: where the run dir is (the job names it only as ${TP_RUN_DIR}, so it
+# runs wherever a launcher puts it)
+INVOCATION = {"dry_run", "resume", "resume_dir", "verbose", "run_root"}
 # read by the planner's memory model (issue 8), not by the job: left out of this sweep until the planner reads them
 PLANNER_ONLY_PREFIXES = ("model.arch.", "compute.gpu_memory_gib", "compute.accelerator")
 

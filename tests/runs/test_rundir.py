@@ -170,7 +170,7 @@ def test_status_transitions(tmp_path: Path) -> None:
     s = run.write_status(RUNNING, launcher=None)  # None drops a launcher field
     assert "launcher" not in s.extra and "launcher" not in json.loads(run.status_path.read_text())
     assert run.read_status() == s
-    with pytest.raises(ValueError, match="allowed: pending, running"):
+    with pytest.raises(ValueError, match="allowed: pending, queued, running"):
         run.write_status("exploded")
 
 
