@@ -35,12 +35,6 @@ def check_spec(spec: RunSpec) -> None:
     _check_data_files(spec, defers_missing_files(spec))
     if "wandb" in spec.logger.backends and spec.logger.wandb is None:
         raise SpecError("logger.wandb", "the wandb backend needs its settings block", "use logger=wandb")
-    if spec.surgery.ops:
-        raise SpecError(
-            "surgery.ops",
-            "model surgery operations are not available in this version",
-            "use surgery=none (merges, averaging and layer edits arrive with the model-surgery feature)",
-        )
 
 
 def _check_algorithm(spec: RunSpec) -> None:

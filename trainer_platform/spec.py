@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from trainer_platform.errors import SpecError, did_you_mean
+from trainer_platform.surgery.steps import OP_CLASSES, SurgerySpec
 
 # verl 0.9.1's advantage estimators (verl.trainer.ppo.core_algos.AdvantageEstimator; a test keeps this in sync)
 VERL_ESTIMATORS = (
@@ -145,7 +146,7 @@ class Arch(_Strict):
 class ModelSpec(_Strict):
     name: str
     path: str | None
-    builtin: Literal["tiny"] | None = None
+    builtin: Literal["tiny", "smollm2_135m"] | None = None
     trust_remote_code: bool = False
     # null = the planner decides (on only where memory needs it)
     gradient_checkpointing: bool | None = None
@@ -228,10 +229,6 @@ class LoggerSpec(_Strict):
     wandb: WandbSettings | None = None
 
 
-class SurgerySpec(_Strict):
-    ops: tuple[dict[str, Any], ...] = ()
-
-
 class TrainSettings(_Strict):
     steps: PositiveInt | None = None
     save_every: PositiveInt | None = None
@@ -282,7 +279,7 @@ class RunSpec(_Strict):
 def _to_spec_error(err: ValidationError, root: type[BaseModel]) -> SpecError:
     first = err.errors()[0]
     raw_loc = [str(part) for part in first["loc"]]
-    loc = [part for part in raw_loc if part not in _ALGORITHM_KINDS]
+    loc = [part for part in raw_loc if part not in _ALGORITHM_KINDS and part not in OP_CLASSES]
     key = ".".join(loc) or "<config>"
     kind = first["type"]
     if kind == "extra_forbidden":
@@ -305,6 +302,11 @@ def _fields_at(root: type[BaseModel], raw_loc: list[str]) -> list[str]:
     """Field names of the model at a pydantic error location (union tags pick the algorithm class)."""
     model: type[BaseModel] | None = root
     for part in raw_loc:
+        if part in OP_CLASSES:  # a surgery step's op tag: the fields are that operation's
+            model = OP_CLASSES[part]
+            continue
+        if part.isdigit():  # a list index (surgery.steps.0)
+            continue
         if model is None and part in _ALGORITHM_KINDS:
             model = _ALGORITHM_KINDS[part]
             continue
