@@ -269,8 +269,19 @@ def _run_files(spec: RunSpec, the_plan: Plan, job: VerlJob) -> dict[str, str]:
         "plan.json": json.dumps(plan_data, indent=2),
         "job.json": json.dumps(job.to_dict(), indent=2),
         "launch.sh": launch_script(job),
+        **_lineage_files(spec),
     }
     return {name: redact(text) for name, text in files.items()}
+
+
+def _lineage_files(spec: RunSpec) -> dict[str, str]:
+    """surgery.json (+ a copy of lineage.json) when the run trains a surgery's output."""
+    if not spec.surgery.enabled:
+        return {}
+    from trainer_platform.prepare import base_model_path
+    from trainer_platform.surgery.prepare import lineage_files
+
+    return lineage_files(spec.surgery, base_model_path(spec, materialize=False))
 
 
 def launch_script(job: VerlJob) -> str:

@@ -37,6 +37,20 @@ def prepare(spec: RunSpec, *, materialize: bool = True) -> Prepared:
 
 
 def _model_path(spec: RunSpec, materialize: bool) -> str:
+    base = base_model_path(spec, materialize)
+    if spec.surgery.enabled:
+        from trainer_platform.surgery.prepare import prepare_surgery
+
+        return str(prepare_surgery(spec.surgery, base, materialize))
+    return base
+
+
+def base_model_path(spec: RunSpec, materialize: bool) -> str:
+    """The model group's model (before any surgery): a built-in one is built unless `materialize` is False."""
+    if spec.model.builtin == "smollm2_135m":
+        from trainer_platform.models import smollm2
+
+        return str(smollm2.ensure_smollm2() if materialize else smollm2.smollm2_dir())
     if spec.model.builtin == "tiny":
         from trainer_platform.models import tiny
 

@@ -279,7 +279,7 @@ class RunSpec(_Strict):
 def _to_spec_error(err: ValidationError, root: type[BaseModel]) -> SpecError:
     first = err.errors()[0]
     raw_loc = [str(part) for part in first["loc"]]
-    loc = [part for part in raw_loc if part not in _ALGORITHM_KINDS and part not in OP_CLASSES]
+    loc = [part for part in raw_loc if part not in _ALGORITHM_KINDS and part not in OP_CLASSES and not _union_tag(part)]
     key = ".".join(loc) or "<config>"
     kind = first["type"]
     if kind == "extra_forbidden":
@@ -296,6 +296,11 @@ def _to_spec_error(err: ValidationError, root: type[BaseModel]) -> SpecError:
 
 
 _ALGORITHM_KINDS: dict[str, type[BaseModel]] = {"sft": SFTAlgorithm, "rl": RLAlgorithm, "dpo": DPOAlgorithm}
+
+
+def _union_tag(part: str) -> bool:
+    """pydantic's names for the member of a union an error is in (`constrained-float`, `tuple[...]`)."""
+    return part.startswith(("constrained-", "tuple[", "list[", "function-"))
 
 
 def _fields_at(root: type[BaseModel], raw_loc: list[str]) -> list[str]:

@@ -28,6 +28,7 @@ def gguf_program(file: Path, dtype: str, work: Path) -> Program:
     if tokenizer.chat_template is None:
         raise SpecError(str(file), "carries no chat template", "use a GGUF with tokenizer.chat_template metadata")
     work.mkdir(parents=True, exist_ok=True)
+    model.config.architectures = [type(model).__name__]
     model.config.save_pretrained(work)
     if model.generation_config is not None:
         model.generation_config.save_pretrained(work)

@@ -34,7 +34,7 @@ def _chunks(tensors: Sequence[torch.Tensor]) -> Iterator[list[torch.Tensor]]:
     """Aligned float32 row chunks of same-shape tensors."""
     first = tensors[0]
     for rows, _ in _rows(first):
-        yield [(t.reshape(1) if t.dim() == 0 else t[rows]).float() for t in tensors]
+        yield [(t.reshape(1) if t.dim() == 0 else t[rows]).to(torch.float32, copy=True) for t in tensors]
 
 
 def _out(chunk: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -163,14 +163,14 @@ def run_surgery(
             size = total_bytes(program.tensors)
             if dry_run:
                 reads = ", ".join(str(p) for p in (*inputs.models, *inputs.extra))
-                shards = -(-size // (surgery.max_shard_size_mb << 20))
+                shards = -(-size // (int(surgery.max_shard_size_mb * 2**20)))
                 log(f"step {i + 1}: {step.op}")
                 log(f"  reads   {reads}")
                 log(f"  writes  {len(program.tensors)} tensors, {_human(size)} in {max(1, shards)} shard(s)")
                 prev = target
                 continue
             started = time.perf_counter()
-            written = write_checkpoint(target, program.tensors, surgery.max_shard_size_mb << 20)
+            written = write_checkpoint(target, program.tensors, int(surgery.max_shard_size_mb * 2**20))
             _copy_files(program.files_from, target, program.config_updates, program.tokenizer)
             lineage["steps"].append(
                 {

@@ -88,6 +88,8 @@ def resolve(source: str, ctx: Context, *, export: bool = True) -> Path:
             raise SpecError("@prev", "the first step has no previous output", "name the model (or use @model)")
         return ctx.prev
     if source == "@model":
+        if not export and ctx.model_path is not None:  # dry run: a built-in model may not be built yet
+            return Path(ctx.model_path).expanduser().resolve()
         if ctx.model_path is None or not Path(ctx.model_path).expanduser().is_dir():
             raise SpecError("@model", f"the model group's model is not a local folder ({ctx.model_path})", "")
         return Path(ctx.model_path).expanduser().resolve()

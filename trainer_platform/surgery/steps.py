@@ -214,7 +214,7 @@ class SurgerySpec(BaseModel):
     steps: tuple[Step, ...] = ()
     output: str | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    max_shard_size_mb: PositiveInt = 2048
+    max_shard_size_mb: Annotated[float, Field(gt=0)] = 2048
 
     @model_validator(mode="before")
     @classmethod
