@@ -47,8 +47,11 @@ def test_ties_trim_elect_disjoint_mean() -> None:
     base = torch.zeros(4)
     m1 = torch.tensor([3.0, -1.0, 0.5, 2.0])  # top 50%: 3, 2
     m2 = torch.tensor([-1.0, -4.0, 0.1, 1.0])  # top 50%: -4, -1 (|-1| = |1|: ties keep both)
-    out = _one(merges.sparse_delta(base, [m1, m2], [1.0, 1.0], sparsify="magnitude", density=0.5, consensus=True,
-                                   normalize=True))
+    out = _one(
+        merges.sparse_delta(
+            base, [m1, m2], [1.0, 1.0], sparsify="magnitude", density=0.5, consensus=True, normalize=True
+        )
+    )
     # entry 0: +3 vs -1 -> sign +, mean of agreeing = 3; entry 1: 0 vs -4 -> -4; entry 2: both trimmed -> 0;
     # entry 3: +2 and +1 agree -> 1.5
     assert out.tolist() == [3.0, -4.0, 0.0, 1.5]
@@ -57,21 +60,30 @@ def test_ties_trim_elect_disjoint_mean() -> None:
 def test_dare_keeps_density_and_rescales() -> None:
     base = torch.zeros(200_000)
     model = torch.ones(200_000)
-    out = _one(merges.sparse_delta(base, [model], [1.0], sparsify="random", density=0.3, consensus=False,
-                                   normalize=False, seed=1, name="w"))
+    out = _one(
+        merges.sparse_delta(
+            base, [model], [1.0], sparsify="random", density=0.3, consensus=False, normalize=False, seed=1, name="w"
+        )
+    )
     kept = (out != 0).float().mean().item()
     assert abs(kept - 0.3) < 0.01
     assert abs(out.mean().item() - 1.0) < 0.03  # rescaled by 1/density: the mean survives
-    again = _one(merges.sparse_delta(base, [model], [1.0], sparsify="random", density=0.3, consensus=False,
-                                     normalize=False, seed=1, name="w"))
+    again = _one(
+        merges.sparse_delta(
+            base, [model], [1.0], sparsify="random", density=0.3, consensus=False, normalize=False, seed=1, name="w"
+        )
+    )
     assert torch.equal(out, again)
 
 
 def test_breadcrumbs_drops_outliers_and_small() -> None:
     base = torch.zeros(10)
     model = torch.arange(1.0, 11.0)  # magnitudes 1..10
-    out = _one(merges.sparse_delta(base, [model], [1.0], sparsify="magnitude", density=0.5, gamma=0.1,
-                                   consensus=False, normalize=False))
+    out = _one(
+        merges.sparse_delta(
+            base, [model], [1.0], sparsify="magnitude", density=0.5, gamma=0.1, consensus=False, normalize=False
+        )
+    )
     assert out.tolist() == [0, 0, 0, 0, 5, 6, 7, 8, 9, 0]
 
 
@@ -83,10 +95,16 @@ def test_ema_weights_sum_to_one() -> None:
 def test_chunked_equals_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(0)
     base, m1, m2 = (torch.randn(37, 11) for _ in range(3))
-    whole = _one(merges.sparse_delta(base, [m1, m2], [0.4, 0.6], sparsify="magnitude", density=0.3, consensus=True,
-                                     normalize=True))
+    whole = _one(
+        merges.sparse_delta(
+            base, [m1, m2], [0.4, 0.6], sparsify="magnitude", density=0.3, consensus=True, normalize=True
+        )
+    )
     monkeypatch.setattr(tensors, "CHUNK_ELEMENTS", 50)
-    chunked = _one(merges.sparse_delta(base, [m1, m2], [0.4, 0.6], sparsify="magnitude", density=0.3,
-                                       consensus=True, normalize=True))
+    chunked = _one(
+        merges.sparse_delta(
+            base, [m1, m2], [0.4, 0.6], sparsify="magnitude", density=0.3, consensus=True, normalize=True
+        )
+    )
     assert torch.equal(whole, chunked)
     assert torch.allclose(_one(merges.slerp(m1, m2, 0.3)), _one(merges.slerp(m1, m2, 0.3)))

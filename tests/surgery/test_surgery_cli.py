@@ -17,19 +17,31 @@ def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
 
 def test_slerp_writes_output(models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
-    code, text = _run(capsys, "surgery=slerp", f"surgery.models=[{models['a']},{models['b']}]", "surgery.t=0.3",
-                      f"surgery.output={out}")
+    code, text = _run(
+        capsys,
+        "surgery=slerp",
+        f"surgery.models=[{models['a']},{models['b']}]",
+        "surgery.t=0.3",
+        f"surgery.output={out}",
+    )
     assert code == 0, text
     assert (out / "lineage.json").is_file() and (out / "model.safetensors.index.json").is_file()
     code, text = _run(capsys, "surgery=slerp", f"surgery.models=[{models['a']},{models['b']}]", f"surgery.output={out}")
     assert code == 2 and "already exists" in text
 
 
-def test_dry_run_prints_reads_writes_size(models: dict[str, Path], tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_prints_reads_writes_size(
+    models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "dry"
-    code, text = _run(capsys, "surgery=ties", f"surgery.base={models['c']}",
-                      f"surgery.models=[{models['a']},{models['b']}]", f"surgery.output={out}", "dry_run=true")
+    code, text = _run(
+        capsys,
+        "surgery=ties",
+        f"surgery.base={models['c']}",
+        f"surgery.models=[{models['a']},{models['b']}]",
+        f"surgery.output={out}",
+        "dry_run=true",
+    )
     assert code == 0, text
     assert "reads" in text and str(models["c"]) in text and "KiB in 1 shard" in text
     assert not out.exists()
@@ -43,8 +55,10 @@ def test_dry_run_prints_reads_writes_size(models: dict[str, Path], tmp_path: Pat
         (["surgery=slerp", "surgery.models=[{a},{untied}]"], "lm_head.weight"),
         (["surgery=slerp", "surgery.models=[{a},/nonexistent/model]"], "no such file"),
         (["surgery=drop_layers", "surgery.model={a}", "surgery.layers=[9]"], "out of range"),
-        (["surgery=linear", "surgery.models=[{a},{b}]", "surgery.weights=[0.2,0.2]", "surgery.normalize=false"],
-         "sum to 0.4"),
+        (
+            ["surgery=linear", "surgery.models=[{a},{b}]", "surgery.weights=[0.2,0.2]", "surgery.normalize=false"],
+            "sum to 0.4",
+        ),
         (["surgery=linear", "surgery.models=[{a},{b}]", "surgery.weights=[1,0,1]"], "3 weights for 2 models"),
         (["surgery=slerp", "surgery.models=[{a},{b}]", "+surgery.density=0.5"], "no step of this surgery takes"),
         (["surgery=slerpp"], "did you mean 'slerp'"),
@@ -52,8 +66,9 @@ def test_dry_run_prints_reads_writes_size(models: dict[str, Path], tmp_path: Pat
         (["surgery=lora_merge", "surgery.adapter={tmp}"], "adapter_config.json"),
     ],
 )
-def test_bad_input_exit_2(models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                          args: list[str], needle: str) -> None:
+def test_bad_input_exit_2(
+    models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], needle: str
+) -> None:
     names = {k: str(v) for k, v in models.items()}
     filled = [a.format(tmp=tmp_path, **names) for a in args]
     if "surgery.output" not in needle:

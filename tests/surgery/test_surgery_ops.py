@@ -26,8 +26,9 @@ def _state(path: Path) -> dict[str, torch.Tensor]:
 def test_linear_merge_round_trip_sharded_with_lineage(models: dict[str, Path], tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
-    out = surgery(tmp_path / "m", {"op": "linear", "models": [str(models["a"]), str(models["b"])]},
-                  max_shard_size_mb=0.1)
+    out = surgery(
+        tmp_path / "m", {"op": "linear", "models": [str(models["a"]), str(models["b"])]}, max_shard_size_mb=0.1
+    )
     index = json.loads((out / INDEX_NAME).read_text())
     assert len(set(index["weight_map"].values())) > 1  # sharded
     merged, a, b = _state(out), _state(models["a"]), _state(models["b"])
@@ -47,8 +48,9 @@ def test_add_tokens_keeps_old_logits(models: dict[str, Path], tmp_path: Path, wh
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     src = models[which]
-    out = surgery(tmp_path / "v", {"op": "add_tokens", "model": str(src), "tokens": ["<tool>", "</tool>"],
-                                   "special": True})
+    out = surgery(
+        tmp_path / "v", {"op": "add_tokens", "model": str(src), "tokens": ["<tool>", "</tool>"], "special": True}
+    )
     tok = AutoTokenizer.from_pretrained(out)
     old_tok = AutoTokenizer.from_pretrained(src)
     assert len(tok) == len(old_tok) + 2 and tok.convert_tokens_to_ids("<tool>") == len(old_tok)
@@ -89,8 +91,9 @@ def test_steps_chain_through_prev(models: dict[str, Path], tmp_path: Path) -> No
     assert [s["op"] for s in lineage["steps"]] == ["slerp", "drop_layers"]
     assert Checkpoint(out).infos["model.layers.2.mlp.up_proj.weight"].shape == (128, 64)
     # the last layer of the slerp had t=1: model b's; after dropping layer 0 it is layer 2
-    assert torch.equal(_state(out)["model.layers.2.mlp.up_proj.weight"],
-                       _state(models["b"])["model.layers.3.mlp.up_proj.weight"])
+    assert torch.equal(
+        _state(out)["model.layers.2.mlp.up_proj.weight"], _state(models["b"])["model.layers.3.mlp.up_proj.weight"]
+    )
 
 
 def test_lora_merge_agrees_with_peft(models: dict[str, Path], tmp_path: Path) -> None:
@@ -102,8 +105,9 @@ def test_lora_merge_agrees_with_peft(models: dict[str, Path], tmp_path: Path) ->
     peft_model = get_peft_model(base, cfg)
     peft_model.save_pretrained(tmp_path / "adapter")
     expected = {k: v.detach().clone() for k, v in peft_model.merge_and_unload().state_dict().items()}
-    out = surgery(tmp_path / "merged", {"op": "lora_merge", "adapter": str(tmp_path / "adapter"),
-                                        "base": str(models["fa"])})
+    out = surgery(
+        tmp_path / "merged", {"op": "lora_merge", "adapter": str(tmp_path / "adapter"), "base": str(models["fa"])}
+    )
     got = _state(out)
     for name, value in expected.items():
         assert torch.allclose(got[name], value, atol=1e-6), name

@@ -49,7 +49,9 @@ def run(args: argparse.Namespace, out: Console) -> int:
 
     if spec.dry_run:
         log("trainer_platform surgery dry run (nothing written)")
-    target = run_surgery(surgery, Path(surgery.output).expanduser().resolve(), model_path=model, dry_run=spec.dry_run, log=log)
+    target = run_surgery(
+        surgery, Path(surgery.output).expanduser().resolve(), model_path=model, dry_run=spec.dry_run, log=log
+    )
     if not spec.dry_run:
         log(f"wrote {target} (lineage in {target / 'lineage.json'})")
     return 0

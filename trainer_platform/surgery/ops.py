@@ -53,13 +53,14 @@ def _float(t: torch.dtype) -> bool:
 def check_compatible(paths: list[Path], ckpts: list[Checkpoint]) -> None:
     """Same architecture, same tensor names and shapes: else a SpecError naming the first difference."""
     ref_cfg, ref = read_config(paths[0]), ckpts[0]
-    for path, ck in zip(paths[1:], ckpts[1:]):
+    for path, ck in zip(paths[1:], ckpts[1:], strict=False):
         cfg = read_config(path)
         for key in ("model_type", "architectures"):
             if cfg.get(key) != ref_cfg.get(key):
                 raise SpecError(
-                    str(path), f"{key} {cfg.get(key)} differs from {ref_cfg.get(key)} in {paths[0]}", "merge models "
-                    "of one architecture"
+                    str(path),
+                    f"{key} {cfg.get(key)} differs from {ref_cfg.get(key)} in {paths[0]}",
+                    "merge models of one architecture",
                 )
         missing = sorted(set(ref.infos) ^ set(ck.infos))
         if missing:
@@ -67,8 +68,9 @@ def check_compatible(paths: list[Path], ckpts: list[Checkpoint]) -> None:
         for name, info in ref.infos.items():
             if ck.infos[name].shape != info.shape:
                 raise SpecError(
-                    str(path), f"tensor {name} has shape {list(ck.infos[name].shape)}, {paths[0]} has "
-                    f"{list(info.shape)}", "merge models of one size (resize the vocabulary first if only it differs)"
+                    str(path),
+                    f"tensor {name} has shape {list(ck.infos[name].shape)}, {paths[0]} has {list(info.shape)}",
+                    "merge models of one size (resize the vocabulary first if only it differs)",
                 )
 
 
@@ -116,9 +118,7 @@ def merge_program(step: Any, paths: list[Path], dtype: str) -> Program:
             kw["consensus"] = step.merge == "ties"
 
         def fn(n: str, ts: list[torch.Tensor]) -> Iterator[torch.Tensor]:
-            return merges.sparse_delta(
-                ts[0], ts[1:], weights, normalize=step.normalize, scale=step.scale, name=n, **kw
-            )
+            return merges.sparse_delta(ts[0], ts[1:], weights, normalize=step.normalize, scale=step.scale, name=n, **kw)
 
     return Program(_merge_tensors(ckpts, dtype, fn), files_from=paths[0])
 

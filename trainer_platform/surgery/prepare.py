@@ -51,7 +51,10 @@ def prepare_surgery(surgery: SurgerySpec, model_path: str | None, materialize: b
         return out
     from trainer_platform.cache import build_once
 
-    return build_once(out, lambda tmp: run_surgery(surgery, tmp, model_path=model_path, log=lambda *_: None))
+    def build(tmp: Path) -> None:
+        run_surgery(surgery, tmp, model_path=model_path, log=lambda *_: None)
+
+    return build_once(out, build)
 
 
 def lineage_files(surgery: SurgerySpec, model_path: str | None) -> dict[str, str]:

@@ -162,10 +162,10 @@ def run_surgery(
             program = build_program(step, inputs, surgery.dtype, tmp_root / f"work{i}")
             size = total_bytes(program.tensors)
             if dry_run:
-                reads = ", ".join(str(p) for p in (*inputs.models, *inputs.extra))
+                listed = ", ".join(str(p) for p in reads)
                 shards = -(-size // (int(surgery.max_shard_size_mb * 2**20)))
                 log(f"step {i + 1}: {step.op}")
-                log(f"  reads   {reads}")
+                log(f"  reads   {listed}")
                 log(f"  writes  {len(program.tensors)} tensors, {_human(size)} in {max(1, shards)} shard(s)")
                 prev = target
                 continue

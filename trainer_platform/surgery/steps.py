@@ -228,7 +228,7 @@ class SurgerySpec(BaseModel):
         steps = [dict(s) if isinstance(s, dict) else s for s in data.get("steps") or ()]
         used: set[str] = set()
         for step in steps:
-            op_cls = OP_CLASSES.get(step.get("op")) if isinstance(step, dict) else None
+            op_cls = OP_CLASSES.get(str(step.get("op"))) if isinstance(step, dict) else None
             if op_cls is None:
                 continue
             for key, value in shared.items():

@@ -167,7 +167,7 @@ def write_checkpoint(out_dir: Path, tensors: list[OutTensor], max_shard_bytes: i
     names = shard_names(len(shards))
     weight_map: dict[str, str] = {}
     total = 0
-    for shard, fname in zip(shards, names):
+    for shard, fname in zip(shards, names, strict=False):
         total += _write_shard(out_dir / fname, shard)
         weight_map.update({t.name: fname for t in shard})
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
@@ -179,7 +179,11 @@ def _write_shard(path: Path, tensors: list[OutTensor]) -> int:
     header: dict[str, object] = {"__metadata__": {"format": "pt"}}
     offset = 0
     for t in tensors:
-        header[t.name] = {"dtype": DTYPE_NAMES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + t.nbytes]}
+        header[t.name] = {
+            "dtype": DTYPE_NAMES[t.dtype],
+            "shape": list(t.shape),
+            "data_offsets": [offset, offset + t.nbytes],
+        }
         offset += t.nbytes
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)
@@ -189,7 +193,7 @@ def _write_shard(path: Path, tensors: list[OutTensor]) -> int:
             written = 0
             for chunk in t.chunks():
                 data = chunk.to(t.dtype).contiguous().reshape(-1).view(torch.uint8).numpy()
-                f.write(memoryview(data))
+                f.write(data.data)
                 written += data.nbytes
                 del chunk, data
             if written != t.nbytes:

@@ -51,7 +51,9 @@ def vocab_program(step: S.AddTokensOp | S.ResizeVocabOp, path: Path, dtype: str)
     try:
         tok = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as exc:
-        raise SpecError(str(path), f"has no loadable tokenizer ({exc})", "vocabulary edits need the tokenizer") from None
+        raise SpecError(
+            str(path), f"has no loadable tokenizer ({exc})", "vocabulary edits need the tokenizer"
+        ) from None
     ck = Checkpoint(path)
     embed = _find(ck, _EMBED_NAMES)
     if embed is None:
@@ -75,13 +77,13 @@ def vocab_program(step: S.AddTokensOp | S.ResizeVocabOp, path: Path, dtype: str)
         if step.pad_to_multiple_of:
             size = -(-size // step.pad_to_multiple_of) * step.pad_to_multiple_of
         # tokens that land on padding rows an embedding already had get the mean too: re-initialise them
-        reinit = [tok.convert_tokens_to_ids(t) for t in step.tokens]
+        reinit = [int(tok.convert_tokens_to_ids(t)) for t in step.tokens]
         reinit = [i for i in reinit if i < old_rows]
     else:
-        size, reinit = step.size, []
+        size, reinit = step.size, list[int]()
         if size < len(tok):
             raise SpecError("surgery.size", f"{size} is smaller than the tokenizer's {len(tok)} tokens", "")
-    tensors = []
+    tensors: list[OutTensor] = []
     for name, info in ck.infos.items():
         out_dtype = _out_dtype(dtype, info.dtype)
         if name in (embed, head):
@@ -89,7 +91,7 @@ def vocab_program(step: S.AddTokensOp | S.ResizeVocabOp, path: Path, dtype: str)
             tensors.append(_reinit(ck, grown, reinit, init_ids) if reinit else grown)
         else:
             tensors.append(passthrough(name, ck, out_dtype))
-    updates = {"vocab_size": size}
+    updates: dict[str, object] = {"vocab_size": size}
     if config.get("text_config", {}).get("vocab_size"):
         updates["text_config"] = {**config["text_config"], "vocab_size": size}
     return Program(tensors, files_from=path, config_updates=updates, tokenizer=tok)
