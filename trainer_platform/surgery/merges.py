@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
+from trainer_platform.surgery import tensors
 from trainer_platform.surgery.tensors import row_chunks
 
 DOT_THRESHOLD = 0.9995
@@ -50,14 +51,7 @@ def linear(tensors: Sequence[torch.Tensor], weights: Sequence[float], normalize:
         yield _out(acc.div_(total), tensors[0])
 
 
-def slerp_coefficients(a: torch.Tensor, b: torch.Tensor, t: float) -> tuple[float, float]:
-    """(coef_a, coef_b) of SLERP between whole tensors a and b, from norms and dot product accumulated by chunks."""
-    na = nb = dot = 0.0
-    for x, y in _chunks([a, b]):
-        xd, yd = x.double(), y.double()
-        na += float((xd * xd).sum())
-        nb += float((yd * yd).sum())
-        dot += float((xd * yd).sum())
+def _coefficients(na: float, nb: float, dot: float, t: float) -> tuple[float, float]:
     na, nb = math.sqrt(na), math.sqrt(nb)
     na, nb = (na if na > EPS else 1.0), (nb if nb > EPS else 1.0)
     cos = max(-1.0, min(1.0, dot / (na * nb)))
@@ -67,35 +61,58 @@ def slerp_coefficients(a: torch.Tensor, b: torch.Tensor, t: float) -> tuple[floa
     return math.sin((1 - t) * theta) / math.sin(theta), math.sin(t * theta) / math.sin(theta)
 
 
+def _stats(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float]:
+    xf, yf = x.reshape(-1), y.reshape(-1)
+    return float(torch.dot(xf, xf)), float(torch.dot(yf, yf)), float(torch.dot(xf, yf))
+
+
+def slerp_coefficients(a: torch.Tensor, b: torch.Tensor, t: float) -> tuple[float, float]:
+    """(coef_a, coef_b) of SLERP between whole tensors a and b, from norms and dot product accumulated by chunks."""
+    na = nb = dot = 0.0
+    for x, y in _chunks([a, b]):
+        sx, sy, sxy = _stats(x, y)
+        na, nb, dot = na + sx, nb + sy, dot + sxy
+    return _coefficients(na, nb, dot, t)
+
+
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> Iterator[torch.Tensor]:
+    if a.numel() <= tensors.CHUNK_ELEMENTS:  # one chunk: convert once
+        x, y = next(_chunks([a, b]))
+        ca, cb = _coefficients(*_stats(x, y), t)
+        yield _out(x.mul_(ca).add_(y, alpha=cb), a)
+        return
     ca, cb = slerp_coefficients(a, b, t)
     for x, y in _chunks([a, b]):
         yield _out(x.mul_(ca).add_(y, alpha=cb), a)
 
 
-def kth_largest_abs(base: torch.Tensor, model: torch.Tensor, k: int) -> float:
-    """The k-th largest |model - base| (1-based k) over the whole tensor."""
-    diff = torch.empty(base.numel(), dtype=torch.float32)
+def magnitude_bounds(base: torch.Tensor, model: torch.Tensor, density: float, gamma: float) -> tuple[float, float]:
+    """[low, high) magnitude band of |model - base| kept by TIES (gamma=0) or breadcrumbs: the top gamma fraction
+    is dropped, the next `density` fraction kept. Builds the magnitudes chunk by chunk into one float32 buffer."""
+    mag = torch.empty(base.numel(), dtype=torch.float32)
     pos = 0
     for x, y in _chunks([base, model]):
         n = x.numel()
-        torch.sub(y, x, out=diff[pos : pos + n].view_as(x)).abs_()
+        torch.sub(y, x, out=mag[pos : pos + n].view_as(x)).abs_()
         pos += n
-    return float(torch.kthvalue(diff, diff.numel() - k + 1).values)
+    return _band(mag, density, gamma)
 
 
-def magnitude_bounds(base: torch.Tensor, model: torch.Tensor, density: float, gamma: float) -> tuple[float, float]:
-    """[low, high) magnitude band kept by TIES (gamma=0) or breadcrumbs: the top gamma fraction is dropped, the
-    next `density` fraction kept."""
-    n = base.numel()
+def _band(mag: torch.Tensor, density: float, gamma: float) -> tuple[float, float]:
+    """magnitude_bounds over magnitudes already in memory."""
+    n = mag.numel()
     if density >= 1 and gamma == 0:
         return 0.0, math.inf
     n_top = int(gamma * n)
     keep = max(1, int(density * n)) if gamma == 0 else int(density * n)
     if keep == 0:
         return math.inf, math.inf
-    low = kth_largest_abs(base, model, min(n, n_top + keep)) if n_top + keep < n or gamma == 0 else 0.0
-    high = kth_largest_abs(base, model, n_top) if n_top > 0 else math.inf
+
+    def kth(k: int) -> float:
+        return float(torch.kthvalue(mag, n - k + 1).values)
+
+    low = kth(min(n, n_top + keep)) if n_top + keep < n or gamma == 0 else 0.0
+    high = kth(n_top) if n_top > 0 else math.inf
     return low, high
 
 
@@ -120,7 +137,10 @@ def sparse_delta(
     """base + scale * merge of sparsified, weighted task vectors (task arithmetic, TIES, DARE, breadcrumbs).
 
     `sparsify` is "none", "magnitude" (TIES/breadcrumbs band) or "random" (DARE)."""
-    bands = [magnitude_bounds(base, m, density, gamma) for m in models] if sparsify == "magnitude" else []
+    single = base.numel() <= tensors.CHUNK_ELEMENTS  # one chunk: thresholds from the deltas already in memory
+    bands = (
+        [magnitude_bounds(base, m, density, gamma) for m in models] if sparsify == "magnitude" and not single else []
+    )
     gens = []
     if sparsify == "random":
         for i in range(len(models)):
@@ -132,6 +152,8 @@ def sparse_delta(
         b = parts[0]
         deltas = torch.stack(parts[1:]).sub_(b)
         if sparsify == "magnitude":
+            if single:
+                bands = [_band(deltas[i].reshape(-1).abs(), density, gamma) for i in range(len(models))]
             for i, (low, high) in enumerate(bands):
                 mag = deltas[i].abs()
                 deltas[i].mul_((mag >= low) & (mag < high))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -77,8 +78,8 @@ def vocab_program(step: S.AddTokensOp | S.ResizeVocabOp, path: Path, dtype: str)
         if step.pad_to_multiple_of:
             size = -(-size // step.pad_to_multiple_of) * step.pad_to_multiple_of
         # tokens that land on padding rows an embedding already had get the mean too: re-initialise them
-        reinit = [int(tok.convert_tokens_to_ids(t)) for t in step.tokens]
-        reinit = [i for i in reinit if i < old_rows]
+        new_ids = cast(list[int], tok.convert_tokens_to_ids(list(step.tokens)))
+        reinit = [i for i in new_ids if i < old_rows]
     else:
         size, reinit = step.size, list[int]()
         if size < len(tok):
