@@ -108,3 +108,12 @@ def test_chunked_equals_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     assert torch.equal(whole, chunked)
     assert torch.allclose(_one(merges.slerp(m1, m2, 0.3)), _one(merges.slerp(m1, m2, 0.3)))
+
+
+def test_kth_largest_streamed_is_exact() -> None:
+    torch.manual_seed(0)
+    mag = torch.randn(100_000).abs()
+    mag[:10_000] = mag[10_000:20_000]  # duplicated values
+    for k in (1, 777, 33_333, 100_000):
+        expected = float(torch.kthvalue(mag, mag.numel() - k + 1).values)
+        assert merges.kth_largest(lambda: iter([mag[:50_000], mag[50_000:]]), k) == expected

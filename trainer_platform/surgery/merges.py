@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
 from trainer_platform.surgery import tensors
-from trainer_platform.surgery.tensors import row_chunks
+from trainer_platform.surgery.tensors import Source, row_chunks
 
 DOT_THRESHOLD = 0.9995
 EPS = 1e-8
 
 
-def _rows(t: torch.Tensor) -> Iterator[tuple[slice, torch.Tensor]]:
+def _rows(t: Source) -> Iterator[tuple[slice, torch.Tensor]]:
     if t.dim() == 0:
         yield slice(None), t.reshape(1)
         return
@@ -31,18 +31,18 @@ def _rows(t: torch.Tensor) -> Iterator[tuple[slice, torch.Tensor]]:
         yield rows, t[rows]
 
 
-def _chunks(tensors: Sequence[torch.Tensor]) -> Iterator[list[torch.Tensor]]:
+def _chunks(tensors: Sequence[Source]) -> Iterator[list[torch.Tensor]]:
     """Aligned float32 row chunks of same-shape tensors."""
     first = tensors[0]
     for rows, _ in _rows(first):
         yield [(t.reshape(1) if t.dim() == 0 else t[rows]).to(torch.float32, copy=True) for t in tensors]
 
 
-def _out(chunk: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+def _out(chunk: torch.Tensor, like: Source) -> torch.Tensor:
     return chunk.reshape(()) if like.dim() == 0 else chunk
 
 
-def linear(tensors: Sequence[torch.Tensor], weights: Sequence[float], normalize: bool) -> Iterator[torch.Tensor]:
+def linear(tensors: Sequence[Source], weights: Sequence[float], normalize: bool) -> Iterator[torch.Tensor]:
     total = sum(weights) if normalize else 1.0
     for parts in _chunks(tensors):
         acc = torch.zeros_like(parts[0])
@@ -66,7 +66,7 @@ def _stats(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float]:
     return float(torch.dot(xf, xf)), float(torch.dot(yf, yf)), float(torch.dot(xf, yf))
 
 
-def slerp_coefficients(a: torch.Tensor, b: torch.Tensor, t: float) -> tuple[float, float]:
+def slerp_coefficients(a: Source, b: Source, t: float) -> tuple[float, float]:
     """(coef_a, coef_b) of SLERP between whole tensors a and b, from norms and dot product accumulated by chunks."""
     na = nb = dot = 0.0
     for x, y in _chunks([a, b]):
@@ -75,7 +75,7 @@ def slerp_coefficients(a: torch.Tensor, b: torch.Tensor, t: float) -> tuple[floa
     return _coefficients(na, nb, dot, t)
 
 
-def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> Iterator[torch.Tensor]:
+def slerp(a: Source, b: Source, t: float) -> Iterator[torch.Tensor]:
     if a.numel() <= tensors.CHUNK_ELEMENTS:  # one chunk: convert once
         x, y = next(_chunks([a, b]))
         ca, cb = _coefficients(*_stats(x, y), t)
@@ -86,34 +86,53 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> Iterator[torch.Tensor]:
         yield _out(x.mul_(ca).add_(y, alpha=cb), a)
 
 
-def magnitude_bounds(base: torch.Tensor, model: torch.Tensor, density: float, gamma: float) -> tuple[float, float]:
+def magnitude_bounds(base: Source, model: Source, density: float, gamma: float) -> tuple[float, float]:
     """[low, high) magnitude band of |model - base| kept by TIES (gamma=0) or breadcrumbs: the top gamma fraction
-    is dropped, the next `density` fraction kept. Builds the magnitudes chunk by chunk into one float32 buffer."""
-    mag = torch.empty(base.numel(), dtype=torch.float32)
-    pos = 0
-    for x, y in _chunks([base, model]):
-        n = x.numel()
-        torch.sub(y, x, out=mag[pos : pos + n].view_as(x)).abs_()
-        pos += n
-    return _band(mag, density, gamma)
+    is dropped, the next `density` fraction kept. Exact, streamed: no whole-tensor buffer, no sort."""
+
+    def magnitudes() -> Iterator[torch.Tensor]:
+        for x, y in _chunks([base, model]):
+            yield y.sub_(x).abs_().reshape(-1)
+
+    return _band_of(magnitudes, base.numel(), density, gamma)
 
 
-def _band(mag: torch.Tensor, density: float, gamma: float) -> tuple[float, float]:
-    """magnitude_bounds over magnitudes already in memory."""
-    n = mag.numel()
+def kth_largest(magnitudes: Callable[[], Iterator[torch.Tensor]], k: int) -> float:
+    """The k-th largest (1-based) of non-negative float32 values streamed twice by `magnitudes()`.
+
+    Their bit patterns sort like the values: a histogram of the high 16 bits finds the bucket holding the k-th
+    largest, a histogram of the low 16 bits inside that bucket finds the value itself."""
+    high = torch.zeros(1 << 16, dtype=torch.int64)
+    for mag in magnitudes():
+        high += torch.bincount((mag.view(torch.int32) >> 16).long(), minlength=1 << 16)
+    from_top = high.flip(0).cumsum(0)
+    i = int(torch.searchsorted(from_top, torch.tensor(k)))
+    bucket, above = (1 << 16) - 1 - i, int(from_top[i - 1]) if i > 0 else 0
+    low = torch.zeros(1 << 16, dtype=torch.int64)
+    for mag in magnitudes():
+        bits = mag.view(torch.int32)
+        low += torch.bincount((bits[(bits >> 16) == bucket] & 0xFFFF).long(), minlength=1 << 16)
+    j = int(torch.searchsorted(low.flip(0).cumsum(0), torch.tensor(k - above)))
+    return float(torch.tensor([(bucket << 16) | ((1 << 16) - 1 - j)], dtype=torch.int32).view(torch.float32))
+
+
+def _band_of(
+    magnitudes: Callable[[], Iterator[torch.Tensor]], n: int, density: float, gamma: float
+) -> tuple[float, float]:
     if density >= 1 and gamma == 0:
         return 0.0, math.inf
     n_top = int(gamma * n)
     keep = max(1, int(density * n)) if gamma == 0 else int(density * n)
     if keep == 0:
         return math.inf, math.inf
-
-    def kth(k: int) -> float:
-        return float(torch.kthvalue(mag, n - k + 1).values)
-
-    low = kth(min(n, n_top + keep)) if n_top + keep < n or gamma == 0 else 0.0
-    high = kth(n_top) if n_top > 0 else math.inf
+    low = kth_largest(magnitudes, min(n, n_top + keep)) if n_top + keep < n or gamma == 0 else 0.0
+    high = kth_largest(magnitudes, n_top) if n_top > 0 else math.inf
     return low, high
+
+
+def _band(mag: torch.Tensor, density: float, gamma: float) -> tuple[float, float]:
+    """magnitude_bounds over magnitudes already in memory."""
+    return _band_of(lambda: iter([mag]), mag.numel(), density, gamma)
 
 
 def _seed(seed: int, name: str, index: int) -> int:
@@ -121,8 +140,8 @@ def _seed(seed: int, name: str, index: int) -> int:
 
 
 def sparse_delta(
-    base: torch.Tensor,
-    models: Sequence[torch.Tensor],
+    base: Source,
+    models: Sequence[Source],
     weights: Sequence[float],
     *,
     sparsify: str,

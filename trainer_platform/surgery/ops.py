@@ -15,7 +15,7 @@ from trainer_platform.errors import SpecError
 from trainer_platform.surgery import merges
 from trainer_platform.surgery import steps as S
 from trainer_platform.surgery.sources import read_config
-from trainer_platform.surgery.tensors import Checkpoint, OutTensor, passthrough
+from trainer_platform.surgery.tensors import Checkpoint, Lazy, OutTensor, Source, passthrough
 
 _LAYER = re.compile(r"^(?P<pre>.*?\b(?:layers|h|blocks)\.)(?P<idx>\d+)(?P<post>\..+)$")
 _EMBED_NAMES = ("embed_tokens.weight", "wte.weight", "embed_in.weight", "word_embeddings.weight")
@@ -79,7 +79,7 @@ def _out_dtype(dtype: str, default: torch.dtype) -> torch.dtype:
 
 
 def _merge_tensors(
-    ckpts: list[Checkpoint], dtype: str, fn: Callable[[str, list[torch.Tensor]], Iterator[torch.Tensor]]
+    ckpts: list[Checkpoint], dtype: str, fn: Callable[[str, list[Source]], Iterator[torch.Tensor]]
 ) -> list[OutTensor]:
     out = []
     for name, info in ckpts[0].infos.items():
@@ -88,7 +88,7 @@ def _merge_tensors(
             continue
 
         def chunks(name: str = name) -> Iterator[torch.Tensor]:
-            return fn(name, [ck.tensor(name) for ck in ckpts])
+            return fn(name, [Lazy(ck, name) for ck in ckpts])
 
         out.append(OutTensor(name, info.shape, _out_dtype(dtype, info.dtype), chunks))
     return out
@@ -100,7 +100,7 @@ def merge_program(step: Any, paths: list[Path], dtype: str) -> Program:
     check_compatible(paths, ckpts)
     if isinstance(step, S.LinearOp):
         weights = step.weights or (1.0,) * len(paths)
-        fn: Callable[[str, list[torch.Tensor]], Iterator[torch.Tensor]] = lambda n, ts: merges.linear(  # noqa: E731
+        fn: Callable[[str, list[Source]], Iterator[torch.Tensor]] = lambda n, ts: merges.linear(  # noqa: E731
             ts, weights, step.normalize
         )
     elif isinstance(step, S.SlerpOp):
@@ -117,7 +117,7 @@ def merge_program(step: Any, paths: list[Path], dtype: str) -> Program:
             kw = {"sparsify": "magnitude", "density": step.density, "gamma": step.gamma}
             kw["consensus"] = step.merge == "ties"
 
-        def fn(n: str, ts: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+        def fn(n: str, ts: list[Source]) -> Iterator[torch.Tensor]:
             return merges.sparse_delta(ts[0], ts[1:], weights, normalize=step.normalize, scale=step.scale, name=n, **kw)
 
     return Program(_merge_tensors(ckpts, dtype, fn), files_from=paths[0])
@@ -160,26 +160,26 @@ def layers_program(step: S.DropLayersOp | S.UpscaleDepthOp, path: Path, dtype: s
                 raise SpecError(key, f"range [{start}, {end}) is out of range: the model has {n} layers", "")
             source.extend(range(start, end))
     ck = Checkpoint(path)
-    tensors = []
+    names = list(ck.infos)
     by_layer: dict[int, list[str]] = {}
-    for name in ck.infos:
+    for name in names:
         idx = layer_index(name)
-        if idx is None:
-            continue
-        by_layer.setdefault(idx, []).append(name)
-    layered = [name for names in by_layer.values() for name in names]
-    first_layer = min((list(ck.infos).index(x) for x in layered), default=len(ck.infos))
-    plain = [n for n in ck.infos if layer_index(n) is None]
-    head, tail = [n for n in plain if list(ck.infos).index(n) < first_layer], plain
-    tail = [n for n in plain if n not in head]
-    tensors += [passthrough(nm, ck, _out_dtype(dtype, ck.infos[nm].dtype)) for nm in head]
+        if idx is not None:
+            by_layer.setdefault(idx, []).append(name)
+    first = min((i for i, name in enumerate(names) if layer_index(name) is not None), default=len(names))
+    plain = [name for name in names if layer_index(name) is None]
+
+    def copy(name: str, new_name: str | None = None) -> OutTensor:
+        t = passthrough(name, ck, _out_dtype(dtype, ck.infos[name].dtype))
+        return OutTensor(new_name or name, t.shape, t.dtype, t.chunks)
+
+    tensors = [copy(name) for name in plain if names.index(name) < first]  # embeddings before the layers
     for new, old in enumerate(source):
         for name in by_layer.get(old, []):
             m = _LAYER.match(name)
             assert m is not None
-            t = passthrough(name, ck, _out_dtype(dtype, ck.infos[name].dtype))
-            tensors.append(OutTensor(f"{m['pre']}{new}{m['post']}", t.shape, t.dtype, t.chunks))
-    tensors += [passthrough(nm, ck, _out_dtype(dtype, ck.infos[nm].dtype)) for nm in tail]
+            tensors.append(copy(name, f"{m['pre']}{new}{m['post']}"))
+    tensors += [copy(name) for name in plain if names.index(name) >= first]  # final norm, lm_head
     updates: dict[str, Any] = {k: len(source) for k in ("num_hidden_layers", "n_layer") if k in config}
     if isinstance(config.get("layer_types"), list):
         updates["layer_types"] = [config["layer_types"][i] for i in source]

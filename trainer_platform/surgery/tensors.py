@@ -105,13 +105,52 @@ class Checkpoint:
     def tensor(self, name: str) -> torch.Tensor:
         """The tensor `name`, backed by a private memory map of its bytes only (nothing is copied)."""
         info = self.infos[name]
-        if info.nbytes == 0:
-            return torch.empty(info.shape, dtype=info.dtype)
-        offset = info.start - info.start % mmap.ALLOCATIONGRANULARITY
-        with open(info.file, "rb") as f:
-            mapped = mmap.mmap(f.fileno(), info.end - offset, access=mmap.ACCESS_COPY, offset=offset)
-        flat = torch.frombuffer(mapped, dtype=info.dtype, offset=info.start - offset, count=_numel(info.shape))
-        return flat.view(info.shape)
+        return _mapped(info.file, info.start, info.end, info.dtype, info.shape)
+
+    def rows(self, name: str, rows: slice) -> torch.Tensor:
+        """Rows `rows` of tensor `name`, backed by a memory map of just those rows (released with the tensor)."""
+        info = self.infos[name]
+        if not info.shape:
+            return self.tensor(name)
+        r0, r1, _ = rows.indices(info.shape[0])
+        row_bytes = info.nbytes // max(1, info.shape[0])
+        shape = (max(0, r1 - r0), *info.shape[1:])
+        return _mapped(info.file, info.start + r0 * row_bytes, info.start + r1 * row_bytes, info.dtype, shape)
+
+
+def _mapped(file: Path, start: int, end: int, dtype: torch.dtype, shape: tuple[int, ...]) -> torch.Tensor:
+    if end <= start:
+        return torch.empty(shape, dtype=dtype)
+    offset = start - start % mmap.ALLOCATIONGRANULARITY
+    with open(file, "rb") as f:
+        mapped = mmap.mmap(f.fileno(), end - offset, access=mmap.ACCESS_COPY, offset=offset)
+    return torch.frombuffer(mapped, dtype=dtype, offset=start - offset, count=_numel(shape)).view(shape)
+
+
+class Lazy:
+    """A checkpoint tensor read by row ranges, each through its own short-lived memory map: an operation streaming
+    a big tensor holds only the chunk it works on (`t[rows]`), never the whole mapping."""
+
+    def __init__(self, ck: Checkpoint, name: str) -> None:
+        self.ck, self.name = ck, name
+        self.shape = ck.infos[name].shape
+        self.dtype = ck.infos[name].dtype
+
+    def dim(self) -> int:
+        return len(self.shape)
+
+    def numel(self) -> int:
+        return _numel(self.shape)
+
+    def __getitem__(self, rows: slice) -> torch.Tensor:
+        return self.ck.rows(self.name, rows)
+
+    def reshape(self, *shape: int) -> torch.Tensor:
+        return self.ck.tensor(self.name).reshape(*shape)
+
+
+# what the streaming merges read: an in-memory tensor or a checkpoint tensor read by rows
+Source = torch.Tensor | Lazy
 
 
 def _numel(shape: tuple[int, ...]) -> int:
@@ -208,12 +247,11 @@ def passthrough(name: str, source: Checkpoint, dtype: torch.dtype | None = None)
     info = source.infos[name]
 
     def chunks() -> Iterator[torch.Tensor]:
-        t = source.tensor(name)
         if not info.shape:
-            yield t
+            yield source.tensor(name)
             return
         for rows in row_chunks(info.shape):
-            yield t[rows]
+            yield source.rows(name, rows)
 
     return OutTensor(name, info.shape, dtype or info.dtype, chunks)
 
