@@ -23,7 +23,7 @@ def test_best_checkpoint_and_training_from_an_average(tmp_path: Path) -> None:
     best = tmp_path / "best"
     res = subprocess.run(
         [sys.executable, "-m", "trainer_platform.cli", "surgery", "surgery=best",
-         f"surgery.model={first}@best=train/loss:min", f"surgery.output={best}"],
+         f"surgery.model='{first}@best=train/loss:min'", f"surgery.output={best}"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -31,7 +31,8 @@ def test_best_checkpoint_and_training_from_an_average(tmp_path: Path) -> None:
 
     AutoModelForCausalLM.from_pretrained(best)
     assert AutoTokenizer.from_pretrained(best).chat_template
-    losses = {r["step"]: r["data"]["train/loss"] for r in map(json.loads, (first / "metrics.jsonl").open())}
+    records = [json.loads(line) for line in (first / "metrics.jsonl").open() if line.strip()]
+    losses = {r["step"]: r["data"]["train/loss"] for r in records if "train/loss" in r["data"]}
     picked = json.loads((best / "lineage.json").read_text())["steps"][0]["inputs"][0]["path"]
     assert f"global_step_{min(losses, key=losses.__getitem__)}" in picked
 

@@ -78,3 +78,17 @@ def test_bad_input_exit_2(
     assert needle in text, text
     assert "Traceback" not in text
     assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize("option", __import__("trainer_platform.compose", fromlist=["x"]).group_options("surgery"))
+def test_every_surgery_preset_composes(option: str) -> None:
+    """Presets compose; those that need inputs (models, tokens...) refuse to validate without them, clearly."""
+    from trainer_platform.compose import compose_config
+    from trainer_platform.errors import SpecError
+    from trainer_platform.spec import RunSpec
+
+    cfg = compose_config([f"surgery={option}"])
+    try:
+        RunSpec.from_config(cfg)
+    except SpecError as exc:
+        assert str(exc).startswith("surgery."), str(exc)

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,28 +126,21 @@ def fingerprint(path: Path) -> str:
 
 
 def export_checkpoint(ckpt: Path) -> Path:
-    """A verl FSDP checkpoint as an HF folder, exported once into the cache by verl's model merger.
-
-    Kept small until the shared `export` command lands; both use `python -m verl.model_merger merge`."""
-    from trainer_platform.cache import build_once
+    """A verl FSDP checkpoint as an HF folder: exported once into the cache by the `export` command's own path
+    (trainer_platform.export: verl's model merger, staged and renamed into place)."""
+    from trainer_platform.export import ExportPlan, export, merger_source
     from trainer_platform.paths import cache_dir
 
-    local = _verl_dir(ckpt)
-    assert local is not None
+    local = merger_source(ckpt)
     hf = local / "huggingface"
     if is_hf_dir(hf):  # verl saved full HF weights already
         return hf
-
-    def build(tmp: Path) -> None:
-        argv = [sys.executable, "-m", "verl.model_merger", "merge", "--backend", "fsdp"]
-        argv += ["--local_dir", str(local), "--target_dir", str(tmp)]
-        env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
-        if done.returncode != 0 or not is_hf_dir(tmp):
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            raise SpecError(str(ckpt), "verl's model merger could not export it: " + " | ".join(tail), "")
-
-    return build_once(cache_dir() / "exports" / f"{ckpt.name}-{fingerprint(local)}", build)
+    target = cache_dir() / "exports" / f"{ckpt.name}-{fingerprint(local)}"
+    if is_hf_dir(target):
+        return target
+    step = ckpt.name.removeprefix("global_step_")
+    plan = ExportPlan(run=ckpt.parent.parent, step=int(step) if step.isdigit() else 0, source=local, out=target)
+    return export(plan)
 
 
 def sha256_file(path: Path) -> str:

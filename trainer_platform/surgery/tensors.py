@@ -34,8 +34,8 @@ DTYPES: dict[str, torch.dtype] = {
 }
 DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
 INDEX_NAME = "model.safetensors.index.json"
-# elements per chunk streamed through an operation (64 MiB of float32)
-CHUNK_ELEMENTS = 16 * 1024 * 1024
+# elements per chunk streamed through an operation (16 MiB of float32)
+CHUNK_ELEMENTS = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
