@@ -70,13 +70,13 @@ def test_micro_batch_is_a_divisor_of_the_per_rank_batch() -> None:
     )
     p = plan(spec)
     math = batch_math(spec, p)
-    assert math.per_rank_per_update == 256 * 5 // 8
+    assert math.per_rank_per_update == 256 * 8 // 8  # tiny_math samples rollout_n 8
     assert math.per_rank_per_update % p.micro_batch_size_per_gpu == 0
     assert p.micro_batch_size_per_gpu * 96 <= 16384
 
 
 def test_batch_math_shows_the_numbers() -> None:
-    spec = spec_of("algorithm=grpo", "data=tiny_math", "compute=8xh100")
+    spec = spec_of("algorithm=grpo", "data=tiny_math", "compute=8xh100", "algorithm.rollout_n=5")
     with pytest.raises(SpecError) as info:
         batch_math(spec, plan(spec))
     assert "mini_batch_size 4 x rollout_n 5 = 20" in info.value.problem and "8 ranks" in info.value.problem
