@@ -151,3 +151,15 @@ def test_run_commands_on_a_corrupt_run_dir_fail_cleanly(
         assert str(corrupt_root / name) in err or "status.json" in err or "spec.yaml" in err or "train.log" in err, err
     if command != "cancel":
         assert _snapshot(corrupt_root / name) == before
+
+
+def test_a_run_made_before_typed_surgery_steps_still_resumes(
+    existing: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """spec.yaml of runs made before surgery became typed steps says `surgery: {ops: []}`; resume refused it."""
+    spec_path = existing / "spec.yaml"
+    saved = yaml.safe_load(spec_path.read_text())
+    saved["surgery"] = {"ops": []}
+    spec_path.write_text(yaml.safe_dump(saved))
+    assert entry.main(["resume=true", f"resume_dir={existing}", "dry_run=true"]) == 0
+    assert f"resume {existing}" in capsys.readouterr().out

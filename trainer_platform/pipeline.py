@@ -11,7 +11,7 @@ import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from trainer_platform.batch import BatchMath, batch_math
 from trainer_platform.checks import missing_files
@@ -30,7 +30,7 @@ from trainer_platform.preflight import (
 from trainer_platform.prepare import prepare
 from trainer_platform.runs import RunDir, new_wandb_run_id, utc_now
 from trainer_platform.secrets_env import redact
-from trainer_platform.spec import RunSpec
+from trainer_platform.spec import RunSpec, upgrade_saved_config
 from trainer_platform.steps import total_steps
 from trainer_platform.verl_job import JobInputs, build_job
 from trainer_platform.verl_schema import check_job_against_verl
@@ -89,6 +89,7 @@ def _saved_spec(run: RunDir, overrides: list[str]) -> dict[str, Any]:
         raise SpecError(str(run.spec_path), f"is not valid YAML ({problem})", hint) from None
     if not isinstance(saved, DictConfig):
         raise SpecError(str(run.spec_path), "does not hold a mapping of settings", hint)
+    saved = OmegaConf.create(upgrade_saved_config(cast(dict[str, Any], OmegaConf.to_container(saved))))
     try:
         merged = OmegaConf.merge(saved, OmegaConf.from_dotlist([o.lstrip("+") for o in overrides]))
         cfg: Any = OmegaConf.to_container(merged, resolve=True)

@@ -276,6 +276,16 @@ class RunSpec(_Strict):
         return self.model_dump(mode="json")
 
 
+def upgrade_saved_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A spec.yaml written by an earlier version of the platform, in today's shape, so runs made before a change
+    of the spec can still be resumed. Each rule names the change it bridges; anything else is validated as is."""
+    surgery = cfg.get("surgery")
+    # surgery's untyped `ops` list (always empty: validation refused any op) became typed `steps`
+    if isinstance(surgery, Mapping) and "ops" in surgery and "steps" not in surgery and not surgery["ops"]:
+        cfg = {**cfg, "surgery": {**{k: v for k, v in surgery.items() if k != "ops"}, "steps": []}}
+    return cfg
+
+
 def _to_spec_error(err: ValidationError, root: type[BaseModel]) -> SpecError:
     first = err.errors()[0]
     raw_loc = [str(part) for part in first["loc"]]
