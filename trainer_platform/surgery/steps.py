@@ -247,6 +247,19 @@ class SurgerySpec(BaseModel):
             )
         return {**{k: v for k, v in data.items() if k in _OWN}, "steps": steps}
 
+    @model_validator(mode="after")
+    def _settings_need_steps(self) -> SurgerySpec:
+        """Output settings of a surgery without steps would change nothing: refuse them rather than ignore them."""
+        if not self.steps:
+            for key in ("output", "dtype", "max_shard_size_mb"):
+                if key in self.model_fields_set and getattr(self, key) != SurgerySpec.model_fields[key].default:
+                    raise SpecError(
+                        f"surgery.{key}",
+                        "has no effect: this surgery has no steps (surgery=none)",
+                        "pick a surgery preset (trainer-platform presets surgery), or drop the setting",
+                    )
+        return self
+
     @property
     def enabled(self) -> bool:
         return bool(self.steps)
