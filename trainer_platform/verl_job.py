@@ -7,12 +7,10 @@ model and data paths, the run directory, the W&B mode) arrives in `JobInputs`.
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from trainer_platform.batch import BatchMath
+from trainer_platform.hydra_values import flatten_passthrough, merge_passthrough, quote, quote_list
 from trainer_platform.job import RUN_DIR, VERL_EXT, VerlJob
 from trainer_platform.planner import Plan
 from trainer_platform.spec import DPOAlgorithm, RLAlgorithm, RunSpec, SFTAlgorithm
@@ -70,7 +68,7 @@ def build_job(spec: RunSpec, plan: Plan, batch: BatchMath, inputs: JobInputs) ->
         overrides = _rl_overrides(spec, algo, plan, batch, inputs)
         argv = [inputs.python, "-m", RL_ENTRY]
         entry, uses_ray = RL_ENTRY, True
-    overrides = _merge_passthrough(overrides, _passthrough(spec.verl))
+    overrides = merge_passthrough(overrides, flatten_passthrough(spec.verl))
     return VerlJob(
         entry_point=entry,
         argv=tuple(argv + overrides),
@@ -111,7 +109,7 @@ def _trainer(spec: RunSpec, plan: Plan, inputs: JobInputs) -> list[str]:
         f"trainer.project_name={wandb.project if wandb else 'trainer_platform'}",
         f"trainer.experiment_name={_run_name(inputs)}",
         f"trainer.logger=[{','.join(logger)}]",
-        f"trainer.default_local_dir={_q(RUN_DIR + '/checkpoints')}",
+        f"trainer.default_local_dir={quote(RUN_DIR + '/checkpoints')}",
         "trainer.resume_mode=auto",
         f"trainer.total_epochs={verl_total_epochs(spec)}",
         f"trainer.nnodes={plan.nnodes}",
@@ -131,12 +129,12 @@ def _engine_trainer_overrides(
 ) -> list[str]:
     """Keys of verl's `sft_trainer_engine` config, which both verl's SFT trainer and our DPO trainer compose."""
     out = [
-        f"data.train_files={_list(inputs.train_files)}",
-        f"data.val_files={_list(inputs.val_files) if inputs.val_files else 'null'}",
+        f"data.train_files={quote_list(inputs.train_files)}",
+        f"data.val_files={quote_list(inputs.val_files) if inputs.val_files else 'null'}",
         f"data.train_batch_size={algo.batch_size}",
         f"data.micro_batch_size_per_gpu={batch.micro_batch_size_per_gpu}",
         f"data.max_length={spec.data.max_length}",
-        f"model.path={_q(inputs.model_path)}",
+        f"model.path={quote(inputs.model_path)}",
         f"model.trust_remote_code={spec.model.trust_remote_code}",
         f"model.enable_gradient_checkpointing={gradient_checkpointing(plan, spec.model.gradient_checkpointing)}",
         *_optim("optim", algo.lr, algo.weight_decay, algo.warmup_ratio, algo.grad_clip, algo.lr_schedule),
@@ -178,14 +176,14 @@ def _rl_overrides(spec: RunSpec, algo: RLAlgorithm, plan: Plan, batch: BatchMath
         f"algorithm.kl_ctrl.kl_coef={algo.kl_coef}",
         f"algorithm.gamma={algo.gamma}",
         f"algorithm.lam={algo.lam}",
-        f"data.train_files={_list(inputs.train_files)}",
-        f"data.val_files={_list(val_files)}",
+        f"data.train_files={quote_list(inputs.train_files)}",
+        f"data.val_files={quote_list(val_files)}",
         f"data.train_batch_size={algo.batch_size}",
         f"data.max_prompt_length={data.max_prompt_length}",
         f"data.max_response_length={data.max_response_length}",
         "data.filter_overlong_prompts=True",
         f"data.seed={spec.train.seed}",
-        f"{arr}.model.path={_q(inputs.model_path)}",
+        f"{arr}.model.path={quote(inputs.model_path)}",
         f"{arr}.model.trust_remote_code={spec.model.trust_remote_code}",
         f"{arr}.model.enable_gradient_checkpointing={gradient_checkpointing(plan, spec.model.gradient_checkpointing)}",
         *_optim(f"{arr}.actor.optim", algo.lr, algo.weight_decay, algo.warmup_ratio, None, None),
@@ -217,7 +215,7 @@ def _rl_overrides(spec: RunSpec, algo: RLAlgorithm, plan: Plan, batch: BatchMath
     out += rl_memory_overrides(plan, algo.critic is not None, spec.compute.fsdp_strategy)
     if algo.critic is not None:
         out += [
-            f"critic.model.path={_q(inputs.model_path)}",
+            f"critic.model.path={quote(inputs.model_path)}",
             f"critic.model.trust_remote_code={spec.model.trust_remote_code}",
             f"critic.optim.lr={algo.critic.lr}",
             f"critic.cliprange_value={algo.critic.value_clip}",
@@ -367,53 +365,3 @@ def _wandb_env(spec: RunSpec, inputs: JobInputs) -> dict[str, str]:
 
 def _run_name(inputs: JobInputs) -> str:
     return inputs.run_dir.rstrip("/").rsplit("/", 1)[-1]
-
-
-def _q(value: str) -> str:
-    """A string as a Hydra override value: bare when Hydra's grammar allows it, quoted otherwise."""
-    if re.fullmatch(r"[\w./@%+~-]+", value) and not value.startswith("~"):
-        return value
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _list(items: tuple[str, ...]) -> str:
-    return "[" + ",".join(_q(i) for i in items) + "]"
-
-
-def _merge_passthrough(ours: list[str], raw: list[str]) -> list[str]:
-    """Our overrides with the raw verl ones applied: a raw key we also set replaces our value in place (one value
-    per key in the command), the others are appended."""
-    out = list(ours)
-    index = {o.split("=", 1)[0].lstrip("+"): i for i, o in enumerate(out)}
-    for override in raw:
-        key = override.split("=", 1)[0]
-        if key in index:
-            prefix = "+" if out[index[key]].startswith("+") else ""
-            out[index[key]] = prefix + override
-        else:
-            out.append(override)
-    return out
-
-
-def _passthrough(raw: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """Flatten the `verl:` block into dotted overrides (lists and scalars as Hydra literals)."""
-    out: list[str] = []
-    for key, value in raw.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out += _passthrough(value, dotted + ".")
-        else:
-            out.append(f"{dotted}={_hydra_literal(value)}")
-    return out
-
-
-def _hydra_literal(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_hydra_literal(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "{" + ",".join(f"{k}:{_hydra_literal(v)}" for k, v in value.items()) + "}"
-    return _q(value) if isinstance(value, str) else str(value)
