@@ -225,14 +225,6 @@ def test_list_fits_80_columns_with_target_steps_and_main_metric(tmp_path: Path) 
     assert "a-rather-long-run-name" in res.stdout.replace("\n", "")
 
 
-def test_main_metric_per_algorithm() -> None:
-    from trainer_platform.cli.cmd_list import main_metric
-
-    assert main_metric("rl", {"critic/score/mean": 0.25, "train/loss": 3.0}) == "reward 0.25"
-    assert main_metric("sft", {"train/loss": 1.23456}) == "loss 1.235"
-    assert main_metric("dpo", {"val/loss": 1.0}) == "-"
-
-
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0
     out = capsys.readouterr().out

@@ -1,0 +1,222 @@
+"""The runs under a run root as one-line summaries, answered from a rebuildable cache.
+
+The run directories stay the source of truth. `<root>/.runs-index.json` only caches each run's summary together
+with the fingerprint of the files it was read from (status.json, metrics.jsonl, the checkpoint marker, the run dir
+itself): a run whose fingerprint differs, or that is new, is read again; a run dir that is gone drops out. The
+fingerprint is taken *before* the files are read, so a run that changes while being read is read again next time.
+
+Concurrent writers are safe: the cache is replaced atomically (temp file + rename) and only ever holds summaries
+keyed by the fingerprint they were read under, so the worst a lost race costs is a re-read. Deleting the file, a
+corrupt file, or a root that cannot be written only make the next call slower. No database: the root may be on NFS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainer_platform.console.keys import key_metrics
+from trainer_platform.console.view import run_facts
+from trainer_platform.runs.atomic import atomic_write
+from trainer_platform.runs.index import walk_run_dirs
+from trainer_platform.runs.rundir import RunDir, RunDirError
+from trainer_platform.runs.series import best, curves, last
+
+INDEX_FILE = ".runs-index.json"
+# bump when RunSummary or the fingerprint changes: an index of another version is rebuilt
+INDEX_VERSION = 1
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# a file changed this recently (seconds) may change again within the same timestamp tick, unseen by its stat: a
+# summary read from it is not trusted next time (git's "racily clean" rule)
+RACY_S = 2.0
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What `runs` shows of one run, read from its run dir."""
+
+    # path relative to the run root, e.g. "grpo-tiny-20261202-000000" or "lr-sweep/lr=1e-5"
+    name: str
+    # the folder between the root and the run dir ("" for a run directly under the root)
+    sweep: str
+    # stored state (status.json) and its UTC ISO times; None when unknown
+    state: str
+    created: str | None = None
+    started: str | None = None
+    finished: str | None = None
+    exit_code: int | None = None
+    launcher: str | None = None
+    dry_run: bool = False
+    # from spec.yaml: algorithm name and kind (rl, sft, dpo), model and data preset names
+    algorithm: str | None = None
+    kind: str | None = None
+    model: str | None = None
+    data: str | None = None
+    # last logged step and the optimizer steps the job was given
+    step: int | None = None
+    target_steps: int | None = None
+    # the algorithm's main metric (console/keys.py): its label, last value and best value (when a direction is)
+    metric: str | None = None
+    metric_last: float | None = None
+    metric_best: float | None = None
+    # step of the newest complete checkpoint
+    checkpoint: int | None = None
+    # why the run dir could not be read (then only name, sweep and state="unreadable" are meaningful)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSummary:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _stat_key(path: str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_mtime_ns, st.st_size, st.st_ino]
+
+
+def fingerprint(run_path: str, status: os.stat_result) -> list[Any]:
+    """What must stay the same for a cached summary to hold: the run dir (any file renamed into it, e.g. an atomic
+    spec or handle write), status.json, metrics.jsonl (appended in place) and verl's checkpoint marker."""
+    return [
+        [status.st_mtime_ns, status.st_size, status.st_ino],
+        _stat_key(run_path),
+        _stat_key(os.path.join(run_path, "metrics.jsonl")),
+        _stat_key(os.path.join(run_path, "checkpoints", "latest_checkpointed_iteration.txt")),
+    ]
+
+
+def _is_racy(fp: list[Any], now_ns: int) -> bool:
+    newest = max((key[0] for key in fp if key is not None), default=0)
+    return newest >= now_ns - int(RACY_S * 1e9)
+
+
+def _spec(run: RunDir) -> dict[str, Any]:
+    try:
+        data = yaml.load(run.spec_path.read_text(), Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _section_name(spec: dict[str, Any], section: str) -> str | None:
+    value = spec.get(section)
+    name = value.get("name") if isinstance(value, dict) else None
+    return str(name) if name is not None else None
+
+
+def summarize(run: RunDir, name: str, sweep: str) -> RunSummary:
+    """Read one run dir into its summary; an unreadable one gives state "unreadable" and the reason."""
+    try:
+        status = run.read_status()
+        spec = _spec(run)
+        kind, target, _ = run_facts(run)
+        if target is None:
+            steps = (spec.get("train") or {}).get("steps") if isinstance(spec.get("train"), dict) else None
+            target = steps if isinstance(steps, int) else None
+        metric = key_metrics(kind)[0]
+        records = run.read_metrics()
+        steps_logged = [r["step"] for r in records if isinstance(r.get("step"), int)]
+        found = curves(records, metric.names)
+        curve = next((found[n] for n in metric.names if n in found), {})
+        final, top = last(curve), best(curve, metric.better)
+        launcher = status.extra.get("launcher")
+        return RunSummary(
+            name=name,
+            sweep=sweep,
+            state=status.state,
+            created=status.created,
+            started=status.started,
+            finished=status.finished,
+            exit_code=status.exit_code,
+            launcher=str(launcher) if launcher else None,
+            dry_run=bool(status.extra.get("dry_run")),
+            algorithm=_section_name(spec, "algorithm"),
+            kind=kind,
+            model=_section_name(spec, "model"),
+            data=_section_name(spec, "data"),
+            step=max(steps_logged) if steps_logged else None,
+            target_steps=target,
+            metric=metric.label,
+            metric_last=final.value if final else None,
+            metric_best=top.value if top else None,
+            checkpoint=run.last_checkpoint_step(),
+        )
+    except (RunDirError, OSError, ValueError, TypeError, KeyError) as e:
+        return RunSummary(name=name, sweep=sweep, state="unreadable", error=f"{type(e).__name__}: {e}")
+
+
+def _load(index_path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(index_path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != INDEX_VERSION or not isinstance(data.get("runs"), dict):
+        return {}
+    return data["runs"]
+
+
+@dataclass
+class ScanStats:
+    """How a catalog call was answered: runs found, how many were read from their files, whether it saved."""
+
+    runs: int = 0
+    read: int = 0
+    saved: bool = False
+
+
+def catalog(root: Path, *, use_index: bool = True, stats: ScanStats | None = None) -> list[RunSummary]:
+    """Summaries of every run dir under `root`, newest first (by creation time, then name).
+
+    With `use_index`, unchanged runs come from `<root>/.runs-index.json` and the file is refreshed when anything
+    changed; without it every run dir is read (the index is neither read nor written).
+    """
+    root = Path(root).absolute()
+    index_path = root / INDEX_FILE
+    cached = _load(index_path) if use_index else {}
+    fresh: dict[str, Any] = {}
+    summaries: list[RunSummary] = []
+    stats = stats if stats is not None else ScanStats()
+    for rel, status_stat in walk_run_dirs(root):
+        path = os.path.join(root, rel)
+        fp = fingerprint(path, status_stat)
+        entry = cached.get(rel)
+        summary: RunSummary | None = None
+        trusted = isinstance(entry, dict) and entry.get("fp") == fp and not entry.get("racy")
+        if trusted and isinstance(entry, dict) and isinstance(entry.get("run"), dict):
+            try:
+                summary = RunSummary.from_dict(entry["run"])
+            except TypeError:
+                summary = None
+        if summary is None:
+            sweep = rel.rpartition("/")[0]
+            summary = summarize(RunDir(Path(path)), rel, sweep)
+            stats.read += 1
+            entry = {"fp": fp, "run": summary.to_dict(), "racy": _is_racy(fp, time.time_ns())}
+        fresh[rel] = entry
+        summaries.append(summary)
+    stats.runs = len(summaries)
+    if use_index and (stats.read or len(fresh) != len(cached)):
+        try:
+            atomic_write(index_path, json.dumps({"version": INDEX_VERSION, "runs": fresh}, separators=(",", ":")))
+            stats.saved = True
+        except OSError:
+            pass  # a read-only root: answer from the files, just slower next time
+    return newest_first(summaries)
+
+
+def newest_first(summaries: Iterable[RunSummary]) -> list[RunSummary]:
+    return sorted(summaries, key=lambda s: (s.created or "", s.name), reverse=True)
