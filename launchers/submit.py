@@ -23,9 +23,18 @@ def _job_id(handle: Handle) -> str:
 def submit_and_follow(
     launcher: Launcher, jobs: Sequence[VerlJob], run_dirs: Sequence[RunDir], *, verbose: bool = False
 ) -> int:
+    """`submit_and_follow_each`, as one exit code: the first failing job's (0 when all succeeded or were
+    submitted detached)."""
+    codes = submit_and_follow_each(launcher, jobs, run_dirs, verbose=verbose)
+    return next((c for c in codes if c != 0), 0)
+
+
+def submit_and_follow_each(
+    launcher: Launcher, jobs: Sequence[VerlJob], run_dirs: Sequence[RunDir], *, verbose: bool = False
+) -> list[int]:
     """Submit `jobs` as one batch; with launcher.wait, show each run with the console (from its run dir, which
-    the launcher's wait keeps in sync) until it ends, then its summary. Returns the exit code (the first failing
-    job's; 0 when all succeeded or were submitted detached)."""
+    the launcher's wait keeps in sync) until it ends, then its summary. Returns each job's exit code (0 for a job
+    submitted detached)."""
     from trainer_platform.console import show_while, summary_text
 
     handles = launcher.submit(jobs, run_dirs)
@@ -36,10 +45,10 @@ def submit_and_follow(
             print(f"trainer_platform: submitted ({_job_id(handle)}), {run.read_status().state}", flush=True)
             print(f"  follow: trainer-platform logs -f {run.path}   status: trainer-platform status {run.path}")
             print(f"run dir: {run.path}", flush=True)
-        return 0
+        return [0] * len(handles)
     codes = []
     for handle, run in zip(handles, run_dirs, strict=True):
         code = show_while(run, functools.partial(launcher.wait, handle), verbose=verbose)
         print(summary_text(run), flush=True)  # its last line: run dir: PATH
         codes.append(code)
-    return next((c for c in codes if c != 0), 0)
+    return codes

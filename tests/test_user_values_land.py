@@ -29,6 +29,7 @@ from trainer_platform.preflight import (
 from trainer_platform.prepare import prepare
 from trainer_platform.spec import RunSpec
 from trainer_platform.verl_job import JobInputs, build_job
+from trainer_platform.wandb_mode import resolve_wandb_mode
 
 KINDS = {
     "sft": ["algorithm=sft", "data=tiny_sft"],
@@ -97,7 +98,7 @@ def _job(overrides: list[str], tmp: Path) -> dict[str, Any]:
         run_dir=str(tmp / spec.run_root / (spec.name or "x")),
         verl_ext_dir="/verl-ext",
         train_rows=prepared.train_rows,
-        wandb_mode=pipeline.resolve_wandb_mode(spec),
+        wandb_mode=resolve_wandb_mode(spec),
         wandb_run_id="fixedid0",
     )
     job = build_job(spec, the_plan, batch, inputs).to_dict()

@@ -9,11 +9,12 @@ import pytest
 
 from trainer_platform.batch import batch_math
 from trainer_platform.compose import compose_config
-from trainer_platform.pipeline import launch_script, resolve_wandb_mode
 from trainer_platform.planner import Hardware, plan
+from trainer_platform.run_files import launch_script
 from trainer_platform.spec import RunSpec
 from trainer_platform.steps import total_steps
 from trainer_platform.verl_job import JobInputs, build_job
+from trainer_platform.wandb_mode import resolve_wandb_mode
 
 CPU_BOX = Hardware(gpus=(), gpu_memory_gib=0.0, cpu_cores=2)
 

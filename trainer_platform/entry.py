@@ -148,45 +148,52 @@ def _hydra_inspect(argv: list[str]) -> int:
 
 
 def _multirun(argv: list[str]) -> int:
-    """A sweep through Hydra's multirun: each combination becomes one run through the same pipeline. Every
-    combination is composed and validated before the first launches."""
+    """A sweep through Hydra's multirun: every run is composed and validated before any is prepared, then Hydra's
+    sweeper hands the runs to our launcher plugin (hydra_plugins/trainer_platform_launcher), which prepares each
+    into its run dir under run_root/<sweep name>/ and submits them all as one batch."""
+    import shutil
+    import tempfile
+
     from trainer_platform import sweep
     from trainer_platform.compose import check_hydra_keys
+    from trainer_platform.flags import override_values
+    from trainer_platform.sweep.batch import SweepSession, activate, deactivate
 
     overrides = [a for a in argv if a not in ("-m", "--multirun")]
     check_hydra_keys(overrides)
+    session = SweepSession(axes=sweep.axes(overrides), name=override_values(overrides).get("name") or None)
+    if session.name in ("null", "None"):
+        session.name = None
     sweep.check(overrides)
     import hydra
     from omegaconf import DictConfig
 
-    from trainer_platform.paths import conf_dir
+    from trainer_platform.paths import conf_dir, local_searchpath, repo_root
 
-    failures: list[tuple[str, int]] = []
+    if str(repo_root()) not in sys.path:
+        sys.path.insert(0, str(repo_root()))  # Hydra finds our launcher plugin in the repo's hydra_plugins/
 
     @hydra.main(config_path=str(conf_dir()), config_name="train", version_base="1.3")
-    def _one(cfg: DictConfig) -> None:
-        from hydra.core.hydra_config import HydraConfig
-
-        job_overrides = list(HydraConfig.get().overrides.task)
-        try:
-            from trainer_platform.pipeline import run_overrides
-
-            code = run_overrides(job_overrides)
-        except SpecError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            code = 2
-        if code != 0:
-            failures.append((" ".join(job_overrides), code))
+    def _never_called(cfg: DictConfig) -> None:  # our launcher plugin runs the jobs itself
+        return None
 
     saved = sys.argv
-    from trainer_platform.paths import local_searchpath
-
-    sys.argv = [saved[0] if saved else "train.py", "-m", *overrides, *local_searchpath()]
+    scratch = tempfile.mkdtemp(prefix="tp-hydra-sweep-")  # Hydra's own multirun.yaml goes here, then away
+    hydra_args = ["hydra/launcher=trainer_platform", f"hydra.sweep.dir={scratch}", *local_searchpath()]
+    sys.argv = [saved[0] if saved else "train.py", "-m", *overrides, *hydra_args]
+    activate(session)
     try:
-        _one()
+        _never_called()
     finally:
         sys.argv = saved
+        deactivate()
+        shutil.rmtree(scratch, ignore_errors=True)
+    if session.error is not None:
+        raise session.error
+    failures = [code for code in session.codes if code != 0]
     if failures:
-        print(f"{len(failures)} sweep run(s) failed: " + "; ".join(f for f, _ in failures), file=sys.stderr)
-        return 2 if all(code == 2 for _, code in failures) else 1
+        print(f"{len(failures)} of {len(session.codes)} sweep run(s) failed", file=sys.stderr)
+        return 2 if all(code == 2 for code in failures) else failures[0]
+    if session.sweep_dir is not None:
+        print(f"sweep dir: {session.sweep_dir}", flush=True)
     return 0

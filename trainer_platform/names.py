@@ -15,8 +15,9 @@ from trainer_platform.errors import SpecError
 if TYPE_CHECKING:
     from trainer_platform.spec import RunSpec
 
-# a run dir name: letters, digits and . _ - (not leading), short enough for `-NN` suffixes and staging prefixes
-_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# a run dir name: letters, digits and . _ - (not leading), and = , + for a sweep's runs, which are named by their
+# swept values (`algorithm.lr=1e-06,train.seed=1`); short enough for `-NN` suffixes and staging prefixes
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=,+-]*")
 MAX_RUN_NAME = 128
 # characters W&B refuses in project names
 _WANDB_BAD = re.compile(r"[/\\#?%:]")
@@ -29,7 +30,7 @@ def check_run_name(name: str, key: str = "name") -> None:
         raise SpecError(
             key,
             f"{name!r} is not a usable run directory name",
-            "use letters, digits, '.', '_' and '-' (not first), no '/' or spaces: e.g. name=grpo-test-1",
+            "use letters, digits and '._-=,+' (a letter or digit first), no '/' or spaces: e.g. name=grpo-test-1",
         )
 
 

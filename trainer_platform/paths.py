@@ -43,3 +43,8 @@ def local_searchpath() -> list[str]:
     """The Hydra override that loads `local_conf_dir()`, when it exists."""
     folder = local_conf_dir()
     return [f"hydra.searchpath=[file://{folder.absolute()}]"] if folder.is_dir() else []
+
+
+def repo_root() -> Path:
+    """The platform's source tree (conf/, verl/, hydra_plugins/ live here)."""
+    return _REPO_ROOT

@@ -1,22 +1,26 @@
-"""The flow of a run: config -> spec -> plan -> prepare -> job -> run dir -> launch (or dry run).
+"""The flow of a run: config -> spec -> plan -> prepare -> job -> run dir -> submit a batch -> follow (or dry run).
 
-`run_overrides` serves `python train.py k=v ...`; `resume_run` serves `resume=true` and `trainer-platform resume`.
-Bad input raises SpecError before anything is written or launched.
+One path for everything: `run_overrides` (`python train.py k=v ...`) and `resume_run` (`resume=true`,
+`trainer-platform resume`) hand one request to `run_batch`; a sweep (`-m`, trainer_platform/sweep/) hands it all of
+its runs at once, so the launcher gets them as one batch (one Slurm array). Bad input raises SpecError before
+anything is written or launched, and a batch whose preparation fails anywhere leaves none of its runs behind.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import shutil
 import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from trainer_platform.batch import BatchMath, batch_math
 from trainer_platform.checks import missing_files
+from trainer_platform.dry_run_report import dry_run_report, run_summary
 from trainer_platform.errors import SpecError
-from trainer_platform.flags import flag_from, override_values, parse_flag, without_invocation_keys
+from trainer_platform.flags import flag_from, without_invocation_keys
 from trainer_platform.job import VerlJob
 from trainer_platform.paths import verl_ext_dir
 from trainer_platform.planner import Plan, plan
@@ -28,26 +32,66 @@ from trainer_platform.preflight import (
     explicit_keys,
 )
 from trainer_platform.prepare import prepare
+from trainer_platform.resume import resume_target, saved_spec
+from trainer_platform.run_files import run_files
 from trainer_platform.runs import RunDir, new_wandb_run_id, utc_now
 from trainer_platform.secrets_env import redact
-from trainer_platform.spec import RunSpec, upgrade_saved_config
+from trainer_platform.spec import RunSpec
 from trainer_platform.steps import total_steps
 from trainer_platform.verl_job import JobInputs, build_job
 from trainer_platform.verl_schema import check_job_against_verl
+from trainer_platform.wandb_mode import resolve_wandb_mode
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One run to prepare: its spec, the overrides that made it (recorded in record.json; the keys a user set
+    explicitly) and where it goes: an existing run (resume), or a new one named `name` under `root`."""
+
+    spec: RunSpec
+    argv: list[str]
+    existing: RunDir | None = None
+    # folder of the new run dir; None = the spec's run_root
+    root: Path | None = None
+    # the new run dir's name; None = the spec's name, else "<algorithm>-<model>-<data>-<UTC stamp>"
+    name: str | None = None
+
+    @property
+    def run_root(self) -> Path:
+        return (self.root or Path(self.spec.run_root)).expanduser()
+
+    @property
+    def run_name(self) -> str:
+        if self.existing is not None:
+            return self.existing.name
+        return self.name or self.spec.name or _default_name(self.spec)
+
+
+@dataclass
+class PreparedRun:
+    """A run whose job is built and whose files are ready, its run dir allocated (not yet created)."""
+
+    request: RunRequest
+    plan: Plan
+    job: VerlJob
+    run: RunDir
+    files: dict[str, str]
+    # when preparation began (the console's clock: start-up vs training)
+    preparing: str
+    created: bool = field(default=False)
 
 
 def run_overrides(overrides: list[str]) -> int:
     """`python train.py k=v ...`: compose, validate, plan, prepare, build, record, launch."""
     from trainer_platform.compose import compose_config
 
-    resume_dir = _resume_target(overrides)
+    resume_dir = resume_target(overrides)
     if resume_dir is not None:
         rest = without_invocation_keys(overrides, also=("name", "run_root"))
         return resume_run(resume_dir, rest, dry_run=flag_from(overrides, "dry_run"))
     flag_from(overrides, "dry_run")  # one parser for the flag on every path: a bad value is refused here
-    cfg = compose_config(overrides)
-    spec = RunSpec.from_config(cfg)
-    return _launch(spec, None, overrides)
+    spec = RunSpec.from_config(compose_config(overrides))
+    return _first_failure(run_batch([RunRequest(spec, list(overrides))]))
 
 
 def resume_run(run_dir: Path | str, overrides: list[str] | None = None, *, dry_run: bool = False) -> int:
@@ -67,59 +111,60 @@ def resume_run(run_dir: Path | str, overrides: list[str] | None = None, *, dry_r
         run.read_status()
     except (NotARunDirError, RunDirError) as exc:
         raise SpecError("resume_dir", str(exc), "pass the directory of an earlier run (runs/<name>)") from None
-    cfg = _saved_spec(run, overrides)
+    cfg = saved_spec(run, overrides)
     cfg.update(dry_run=dry_run, resume=True, resume_dir=str(run.path))
     spec = RunSpec.from_config(cfg)
-    return _launch(spec, run, overrides)
+    return _first_failure(run_batch([RunRequest(spec, overrides, existing=run)]))
 
 
-def _saved_spec(run: RunDir, overrides: list[str]) -> dict[str, Any]:
-    """A run's spec.yaml with `overrides` applied, as plain data; SpecError naming the file when it is unusable."""
-    import yaml
-    from omegaconf import DictConfig, OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
+def run_batch(
+    requests: Sequence[RunRequest], *, on_created: Callable[[list[PreparedRun]], None] | None = None
+) -> list[int]:
+    """Plan and check every request, prepare each (job, files, an allocated run dir), create all run dirs, then
+    hand every job to ONE `launcher.submit` and follow them (launcher.wait) or return (detached). Returns each
+    run's exit code, in order. A dry run prints its job instead (0). `on_created` sees the created runs before
+    submit (a sweep writes its manifest there). All requests share the first one's launcher."""
+    if not requests:
+        return []
+    launcher = make_launcher(requests[0].spec)
+    checked = [(request, *_check(request)) for request in requests]
+    codes: dict[int, int] = {}
+    for i, (request, the_plan, batch) in enumerate(checked):
+        if request.spec.dry_run:
+            codes[i] = _dry_run(request, the_plan, batch, launcher)
+    real = [(i, item) for i, item in enumerate(checked) if i not in codes]
+    if not real:
+        return [codes[i] for i in range(len(requests))]
+    prepared = _prepare_all([item for _, item in real], launcher)
+    if on_created is not None:
+        try:
+            on_created(prepared)
+        except BaseException:
+            _undo(prepared)
+            raise
+    for run in prepared:
+        print(f"run dir: {run.run.path}", flush=True)
+        run.run.write_status(phases={"preparing": run.preparing})
+    from launchers.submit import submit_and_follow_each
 
-    hint = "restore spec.yaml from the run's launch.sh/job.json, or start a new run"
-    try:
-        saved = OmegaConf.load(run.spec_path)
-    except FileNotFoundError:
-        raise SpecError(str(run.spec_path), "is missing, so the run cannot be resumed", hint) from None
-    except (OmegaConfBaseException, yaml.YAMLError, ValueError, UnicodeDecodeError) as exc:
-        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise SpecError(str(run.spec_path), f"is not valid YAML ({problem})", hint) from None
-    if not isinstance(saved, DictConfig):
-        raise SpecError(str(run.spec_path), "does not hold a mapping of settings", hint)
-    saved = OmegaConf.create(upgrade_saved_config(cast(dict[str, Any], OmegaConf.to_container(saved))))
-    try:
-        merged = OmegaConf.merge(saved, OmegaConf.from_dotlist([o.lstrip("+") for o in overrides]))
-        cfg: Any = OmegaConf.to_container(merged, resolve=True)
-    except OmegaConfBaseException as exc:
-        raise SpecError("overrides", f"cannot apply to the saved spec: {exc}", "use dotted key=value pairs") from None
-    return {str(k): v for k, v in cfg.items()}
-
-
-def _resume_target(overrides: list[str]) -> Path | None:
-    values = override_values(overrides)
-    if not parse_flag("resume", values.get("resume", "false")):
-        return None
-    if values.get("resume_dir") not in (None, "", "null"):
-        return Path(values["resume_dir"]).expanduser()
-    if values.get("name") in (None, "", "null"):
-        raise SpecError(
-            "resume",
-            "resume=true needs the run to continue",
-            "add resume_dir=runs/<name> (or name=<name> with the same run_root)",
-        )
-    return Path(values.get("run_root", "runs")).expanduser() / values["name"]
+    verbose = any(r.request.spec.verbose for r in prepared)
+    results = submit_and_follow_each(launcher, [r.job for r in prepared], [r.run for r in prepared], verbose=verbose)
+    codes.update({i: code for (i, _), code in zip(real, results, strict=True)})
+    return [codes[i] for i in range(len(requests))]
 
 
-def _launch(spec: RunSpec, existing: RunDir | None, argv: list[str]) -> int:
+def _first_failure(codes: list[int]) -> int:
+    return next((c for c in codes if c != 0), 0)
+
+
+def _check(request: RunRequest) -> tuple[Plan, BatchMath]:
+    """Plan the run and check it can run where it is going (SpecError otherwise); writes nothing."""
+    spec = request.spec
     the_plan = plan(spec)
     check_cores(spec, the_plan)
-    check_rollout_settings(spec, the_plan, explicit_keys(argv))
-    check_cpu_settings(spec, the_plan, explicit_keys(argv))
+    check_rollout_settings(spec, the_plan, explicit_keys(request.argv))
+    check_cpu_settings(spec, the_plan, explicit_keys(request.argv))
     batch = batch_math(spec, the_plan)
-    launcher = _make_launcher(spec)
     if the_plan.nnodes > 1 and spec.launcher.name == "local" and not spec.dry_run:
         raise SpecError(
             "launcher",
@@ -129,34 +174,58 @@ def _launch(spec: RunSpec, existing: RunDir | None, argv: list[str]) -> int:
         )
     for warning in missing_files(spec):
         print(f"warning: {warning}", file=sys.stderr, flush=True)
-    if spec.dry_run:
-        return _dry_run(spec, the_plan, batch, existing, argv, launcher)
-    run = existing or _allocate(spec)
-    preparing = utc_now()
-    print(f"trainer_platform: {_summary(spec)}; {the_plan.world_size} x {the_plan.accelerator}", flush=True)
+    return the_plan, batch
+
+
+def _prepare_all(checked: list[tuple[RunRequest, Plan, BatchMath]], launcher: Any) -> list[PreparedRun]:
+    """Prepare every run, then create every new run dir: all of them, or (on any failure) none."""
+    prepared: list[PreparedRun] = []
     try:
-        job, steps = _prepare_job(spec, the_plan, batch, run.path, existing, argv)
-        files = {**_run_files(spec, the_plan, job), **launcher.render(job, run)}
-        if existing is None:
-            wandb_id = job.env.get("WANDB_RUN_ID")
-            if wandb_id:
-                files["wandb_id.txt"] = wandb_id + "\n"
-            run.create(files, argv=["train.py", *argv])
+        for request, the_plan, batch in checked:
+            prepared.append(_prepare(request, the_plan, batch, launcher))
+        for run in prepared:
+            if run.request.existing is None:
+                wandb_id = run.job.env.get("WANDB_RUN_ID")
+                files = {**run.files, **({"wandb_id.txt": wandb_id + "\n"} if wandb_id else {})}
+                run.run.create(files, argv=["train.py", *run.request.argv])
+                run.created = True
     except BaseException:
-        if existing is None:
+        _undo(prepared)
+        raise
+    for run in prepared:
+        if run.request.existing is not None:
+            run.run.update_files(run.files)
+            run.run.archive_metrics()
+    return prepared
+
+
+def _undo(prepared: list[PreparedRun]) -> None:
+    """Release the names of runs not created yet and remove the ones created by this batch (nothing launched)."""
+    for run in prepared:
+        if run.request.existing is not None:
+            continue
+        if run.created:
+            shutil.rmtree(run.run.path, ignore_errors=True)
+        else:
+            run.run.release()
+
+
+def _prepare(request: RunRequest, the_plan: Plan, batch: BatchMath, launcher: Any) -> PreparedRun:
+    spec = request.spec
+    run = request.existing or _allocate(request)
+    preparing = utc_now()
+    print(f"trainer_platform: {run_summary(spec)}; {the_plan.world_size} x {the_plan.accelerator}", flush=True)
+    try:
+        job, _ = _prepare_job(request, the_plan, batch, run.path)
+        files = {**run_files(spec, the_plan, job), **launcher.render(job, run)}
+    except BaseException:
+        if request.existing is None:
             run.release()
         raise
-    if existing is not None:
-        run.update_files(files)
-        run.archive_metrics()
-    print(f"run dir: {run.path}", flush=True)
-    run.write_status(phases={"preparing": preparing})  # the console's clock: start-up vs training
-    from launchers.submit import submit_and_follow
-
-    return submit_and_follow(launcher, [job], [run], verbose=spec.verbose)
+    return PreparedRun(request, the_plan, job, run, files, preparing)
 
 
-def _make_launcher(spec: RunSpec) -> Any:
+def make_launcher(spec: RunSpec) -> Any:
     """The launcher of the spec, with its options (conf/launcher/<name>.yaml) validated: SpecError otherwise."""
     from launchers.options import parse_options
 
@@ -165,27 +234,26 @@ def _make_launcher(spec: RunSpec) -> Any:
     return launcher_cls(options=options)
 
 
-def _allocate(spec: RunSpec) -> RunDir:
-    """A fresh run dir name under run_root; SpecError when the filesystem refuses it."""
-    root = Path(spec.run_root).expanduser()
+def _allocate(request: RunRequest) -> RunDir:
+    """A fresh run dir name under the request's root; SpecError when the filesystem refuses it."""
+    root = request.run_root
     try:
-        return RunDir.allocate(root, spec.name or _default_name(spec))
+        return RunDir.allocate(root, request.run_name)
     except (OSError, ValueError) as exc:
         raise SpecError("run_root", f"cannot create a run under {root.absolute()}: {exc}", "check run_root") from None
 
 
-def _dry_run(
-    spec: RunSpec, the_plan: Plan, batch: BatchMath, existing: RunDir | None, argv: list[str], launcher: Any
-) -> int:
+def _dry_run(request: RunRequest, the_plan: Plan, batch: BatchMath, launcher: Any) -> int:
     """Build and print the job; its files (the launcher's rendered ones too) go to run_root/.dry-runs/, never into
     (or claiming) a run dir."""
     from trainer_platform.runs.dryrun import write_dry_run
 
-    root = Path(spec.run_root).expanduser()
-    name = existing.name if existing is not None else (spec.name or _default_name(spec))
+    spec, existing = request.spec, request.existing
+    root = request.run_root
+    name = request.run_name
     target = existing.path if existing is not None else root.absolute() / name
-    job, steps = _prepare_job(spec, the_plan, batch, target, existing, argv)
-    files = {**_run_files(spec, the_plan, job), **launcher.render(job, RunDir(target))}
+    job, steps = _prepare_job(request, the_plan, batch, target)
+    files = {**run_files(spec, the_plan, job), **launcher.render(job, RunDir(target))}
     print(redact(dry_run_report(spec, the_plan, batch, job, steps)))
     what = f"resume {target}" if existing is not None else f"create {target} (or {name}-2, ... when taken)"
     print(f"a real run would {what}; nothing there was written")
@@ -197,13 +265,12 @@ def _dry_run(
     return 0
 
 
-def _prepare_job(
-    spec: RunSpec, the_plan: Plan, batch: BatchMath, run_path: Path, existing: RunDir | None, argv: list[str]
-) -> tuple[VerlJob, int | None]:
+def _prepare_job(request: RunRequest, the_plan: Plan, batch: BatchMath, run_path: Path) -> tuple[VerlJob, int | None]:
     """Prepare model and data, check what needs them, build the job and check it against verl's schema (SpecError
     if verl rejects it). Returns the job and the run's total optimizer steps (None when unknown)."""
+    spec = request.spec
     prepared = prepare(spec, materialize=not spec.dry_run)
-    check_runnable(spec, prepared.train_rows, the_plan.world_size, explicit_keys(argv))
+    check_runnable(spec, prepared.train_rows, the_plan.world_size, explicit_keys(request.argv))
     inputs = JobInputs(
         model_path=prepared.model_path,
         train_files=prepared.train_files,
@@ -211,7 +278,7 @@ def _prepare_job(
         run_dir=str(run_path),
         train_rows=prepared.train_rows,
         wandb_mode=resolve_wandb_mode(spec),
-        wandb_run_id=_wandb_run_id(spec, existing),
+        wandb_run_id=_wandb_run_id(spec, request.existing),
         python=sys.executable,
     )
     job = build_job(spec, the_plan, batch, inputs)
@@ -240,100 +307,3 @@ def _launcher_class(name: str) -> Any:
 def _default_name(spec: RunSpec) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     return f"{spec.algorithm.name}-{spec.model.name}-{spec.data.name}-{stamp}"
-
-
-def resolve_wandb_mode(spec: RunSpec) -> str:
-    """online/offline for the wandb backend: `auto` is offline unless an API key is configured."""
-    wandb = spec.logger.wandb
-    if wandb is None or wandb.mode != "auto":
-        return wandb.mode if wandb else "disabled"
-    exported = os.environ.get("WANDB_MODE", "").strip().lower()
-    if exported in ("online", "offline", "disabled"):
-        return exported  # the user's own choice for this shell wins over our guess
-    if os.environ.get("WANDB_API_KEY"):
-        return "online"
-    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
-    try:
-        return "online" if "api.wandb.ai" in netrc.read_text() else "offline"
-    except OSError:
-        return "offline"
-
-
-def _run_files(spec: RunSpec, the_plan: Plan, job: VerlJob) -> dict[str, str]:
-    import yaml
-
-    from trainer_platform.planner.report import plan_to_dict
-
-    plan_data = plan_to_dict(the_plan)
-    files = {
-        "spec.yaml": yaml.safe_dump(spec.to_config(), sort_keys=False),
-        "plan.json": json.dumps(plan_data, indent=2),
-        "job.json": json.dumps(job.to_dict(), indent=2),
-        "launch.sh": launch_script(job),
-        **_lineage_files(spec),
-    }
-    return {name: redact(text) for name, text in files.items()}
-
-
-def _lineage_files(spec: RunSpec) -> dict[str, str]:
-    """surgery.json (+ a copy of lineage.json) when the run trains a surgery's output."""
-    if not spec.surgery.enabled:
-        return {}
-    from trainer_platform.prepare import base_model_path
-    from trainer_platform.surgery.prepare import lineage_files
-
-    return lineage_files(spec.surgery, base_model_path(spec, materialize=False))
-
-
-def launch_script(job: VerlJob) -> str:
-    """launch.sh: the exact verl job; running it again resumes from the run's last checkpoint."""
-    return (
-        "#!/usr/bin/env bash\n"
-        "# The exact verl job of this run, as trainer_platform launched it. Running it again resumes from the last\n"
-        "# checkpoint in this directory. Secrets (WANDB_API_KEY, ...) come from your environment, never from here.\n"
-        "set -euo pipefail\n"
-        'cd "$(dirname "$0")"\n'
-        "# where the job's placeholders point: this run dir, and the platform's verl/ folder\n"
-        'export TP_RUN_DIR="$PWD"\n'
-        f'export TP_VERL_EXT="${{TP_VERL_EXT:-{verl_ext_dir()}}}"\n'
-        f"exec {job.shell_line()}\n"
-    )
-
-
-def _summary(spec: RunSpec) -> str:
-    return (
-        f"{spec.algorithm.name} on {spec.model.name} with {spec.data.name}, compute={spec.compute.name}, "
-        f"launcher={spec.launcher.name}"
-    )
-
-
-def _count(n: int) -> str:
-    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f}{unit}"
-    return str(n)
-
-
-def dry_run_report(spec: RunSpec, the_plan: Plan, batch: BatchMath, job: VerlJob, steps: int | None) -> str:
-    """What a dry run prints: spec summary, plan, batch arithmetic and the copy-pasteable command."""
-    from trainer_platform.planner.report import plan_text
-
-    algo = spec.algorithm
-    params = spec.model.arch.params
-    lines = [
-        "trainer_platform dry run (nothing launched)",
-        f"  algorithm  {algo.name} ({algo.kind}), lr {algo.lr}, epochs {algo.epochs}, steps {steps or 'per epochs'}",
-        f"  model      {spec.model.name} ({_count(params)} params)",
-        f"  data       {spec.data.name} ({spec.data.format})",
-        f"  compute    {spec.compute.name}: {the_plan.nnodes} node(s) x {the_plan.gpus_per_node} "
-        f"{the_plan.accelerator}",
-        f"  launcher   {spec.launcher.name}; logger {', '.join(spec.logger.backends) or 'run dir only'}",
-        "plan:",
-        *[f"  - {note}" for note in the_plan.notes],
-        plan_text(the_plan),
-        "batch arithmetic:",
-        *[f"  {line}" for line in batch.lines()],
-        "command:",
-        job.shell_line(),
-    ]
-    return "\n".join(lines)

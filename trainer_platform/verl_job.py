@@ -107,7 +107,7 @@ def _trainer(spec: RunSpec, plan: Plan, inputs: JobInputs) -> list[str]:
     wandb = spec.logger.wandb
     out = [
         f"trainer.project_name={wandb.project if wandb else 'trainer_platform'}",
-        f"trainer.experiment_name={_run_name(inputs)}",
+        f"trainer.experiment_name={quote(_run_name(inputs))}",
         f"trainer.logger=[{','.join(logger)}]",
         f"trainer.default_local_dir={quote(RUN_DIR + '/checkpoints')}",
         "trainer.resume_mode=auto",

@@ -70,3 +70,38 @@ def check(overrides: list[str]) -> int:
                 exc.key, exc.problem, f"{exc.hint + '; ' if exc.hint else ''}in the sweep run: {' '.join(run)}"
             ) from None
     return len(runs)
+
+
+# keys a sweep may not vary: one launcher takes the whole batch, and these steer the invocation itself
+_NOT_SWEPT = {
+    "launcher": "a sweep goes to one launcher as one batch: pick it once (launcher=NAME), one sweep per launcher",
+    "name": "name= names the whole sweep (run_root/NAME); its runs are named by their swept values",
+    "run_root": "a sweep lives in one run_root: set it once",
+    "resume": "resume each run with `trainer-platform resume RUN_DIR`",
+    "resume_dir": "resume each run with `trainer-platform resume RUN_DIR`",
+    "dry_run": "dry_run=true applies to the whole sweep: set it once",
+}
+
+
+def key_of(override: str) -> str:
+    """The key an override sets: `+algorithm.lr=1` -> `algorithm.lr`."""
+    return override.split("=", 1)[0].strip().lstrip("+~")
+
+
+def refuse_swept(key: str) -> None:
+    """SpecError when `key` (or the group it belongs to) may not vary across a sweep's runs."""
+    root = key.split(".", 1)[0].split("/", 1)[0]
+    if root in _NOT_SWEPT:
+        raise SpecError(key, "cannot vary across a sweep", _NOT_SWEPT[root])
+
+
+def axes(overrides: list[str]) -> dict[str, list[str]]:
+    """The swept keys of a command line and their values, in order (`a=1,2 b=x` -> {'a': ['1', '2']});
+    SpecError for a key that may not be swept."""
+    found: dict[str, list[str]] = {}
+    for override in parse(overrides):
+        if override.is_sweep_override():
+            key = override.get_key_element().lstrip("+~")
+            refuse_swept(key)
+            found[key] = list(override.sweep_string_iterator())
+    return found
