@@ -31,7 +31,7 @@ def with_interpreter(job: VerlJob, python: str) -> VerlJob:
 
 
 @cache
-def _env() -> jinja2.Environment:
+def template_env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
         undefined=jinja2.StrictUndefined,
@@ -54,14 +54,16 @@ def render(
     setup: Sequence[str] = (),
     grace_s: float = 10.0,
     python: str = "python",
+    command: str | None = None,
 ) -> dict[str, str]:
     """Every file the launcher runs, by name relative to the run dir where the job runs: `job` with its shipped
     files already mapped to where they lie, `verl_ext` the platform's verl/ folder there, `setup` the
     launcher.setup shell lines run before the job, `grace_s` between SIGTERM and SIGKILL on cancel, `python` the
-    interpreter there (the job's argv[0] "python")."""
+    interpreter there (the job's argv[0] "python"). `command` is shell text the wrapper runs instead of the job's
+    own line: a rendered script beside it that runs the job itself (ray_cluster.py)."""
     job = with_interpreter(job, python)
     wrapper = (
-        _env()
+        template_env()
         .get_template("job.sh.j2")
         .render(
             launcher=launcher,
@@ -70,7 +72,7 @@ def render(
             verl_ext_expr=shlex.quote(verl_ext) if verl_ext.startswith("/") else '"$here"/' + shlex.quote(verl_ext),
             setup=[line.strip() for line in setup if line.strip()],
             grace_ticks=max(1, int(grace_s * 10)),
-            command=job.shell_line(),
+            command=job.shell_line() if command is None else command,
         )
     )
     return {WRAPPER: wrapper}
@@ -81,7 +83,7 @@ def render_ray_entry(job: VerlJob, *, run_name: str, run_dir: str | None, python
     folder), None for the job's working directory (Ray removes it with the job)."""
     job = with_interpreter(job, python)
     text = (
-        _env()
+        template_env()
         .get_template("ray_entry.sh.j2")
         .render(
             run_name=run_name,

@@ -9,6 +9,7 @@ import pytest
 
 from trainer_platform.batch import batch_math
 from trainer_platform.compose import compose_config
+from trainer_platform.job import VerlJob
 from trainer_platform.planner import Hardware, plan
 from trainer_platform.run_files import launch_script
 from trainer_platform.spec import RunSpec
@@ -139,3 +140,20 @@ def test_the_job_runs_with_the_interpreter_that_made_the_run(tmp_path: Path) -> 
         res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
         assert res.returncode == 0, res.stderr
         assert f" {sys.executable} -m " in res.stdout and " python -m " not in res.stdout
+
+
+def test_multinode_rl_job_attaches_to_the_cluster_address_and_never_sizes_it() -> None:
+    _, job = job_of("compute.nodes=2", "compute.gpus_per_node=2")
+    ray_init = [a for a in job.argv if "ray_init" in a]
+    assert ray_init == ["+ray_kwargs.ray_init.address='${TP_RAY_ADDRESS}'"]  # no num_cpus/num_gpus, no temp dir
+    assert "trainer.nnodes=2" in job.argv and "trainer.n_gpus_per_node=2" in job.argv
+    # on CPU every node declares logical GPUs (verl's workers ask for GPUs) and the private instance's CPUs
+    assert dict(job.ray_node_resources) == {"CPU": 16, "GPU": 2}
+    assert job.nnodes == 2 and job.uses_ray
+    assert VerlJob.from_dict(job.to_dict()) == job
+
+
+def test_one_node_rl_job_keeps_its_private_ray() -> None:
+    _, job = job_of()
+    assert "+ray_kwargs.ray_init.address=local" in job.argv
+    assert "${TP_RAY_ADDRESS}" not in " ".join(job.argv)

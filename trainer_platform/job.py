@@ -2,7 +2,8 @@
 
 A job is relocatable: it names where it runs only through placeholders, `${TP_RUN_DIR}` (the run directory where
 the job runs) and `${TP_VERL_EXT}` (the platform's verl/ folder there), plus `${MASTER_ADDR}`/`${MASTER_PORT}` for
-multi-node rendezvous. A shell expands them (launch.sh, a launcher's wrapper script sets them first); a launcher
+multi-node torchrun rendezvous and `${TP_RAY_ADDRESS}` (host:port of the Ray cluster a launcher brought up for a
+multi-node Ray job). A shell expands them (launch.sh, a launcher's wrapper script sets them first); a launcher
 that runs argv without a shell calls `resolve()`. `files` lists the local inputs (model, data, reward file) a remote
 launcher must ship; `resolve()` also maps them to where they were shipped.
 """
@@ -17,8 +18,9 @@ from typing import Any
 
 RUN_DIR = "${TP_RUN_DIR}"
 VERL_EXT = "${TP_VERL_EXT}"
+RAY_ADDRESS = "${TP_RAY_ADDRESS}"
 # the variables a job may reference; anything else that looks like ${...} is literal text
-PLACEHOLDERS = ("TP_RUN_DIR", "TP_VERL_EXT", "MASTER_ADDR", "MASTER_PORT")
+PLACEHOLDERS = ("TP_RUN_DIR", "TP_VERL_EXT", "MASTER_ADDR", "MASTER_PORT", "TP_RAY_ADDRESS")
 _PLACEHOLDER_RE = re.compile(r"\$\{(" + "|".join(PLACEHOLDERS) + r")\}")
 
 
@@ -58,6 +60,9 @@ class VerlJob:
     outputs: Mapping[str, str] = field(default_factory=dict)
     # absolute local paths the job reads (model dir, data files, reward file): what a remote launcher ships
     files: tuple[str, ...] = ()
+    # logical resources each node of a Ray cluster brought up for this job declares, e.g. {"CPU": 16, "GPU": 1} on
+    # CPU (verl's workers ask for GPUs: the CPU path declares logical ones); empty: Ray counts each node's hardware
+    ray_node_resources: Mapping[str, int] = field(default_factory=dict)
 
     def shell_line(self) -> str:
         """The job as one copy-pasteable shell line: `env K=V ... python -m ...` (placeholders expand)."""
@@ -91,6 +96,7 @@ class VerlJob:
             "uses_ray": self.uses_ray,
             "outputs": dict(self.outputs),
             "files": list(self.files),
+            "ray_node_resources": dict(self.ray_node_resources),
         }
 
     @classmethod
@@ -104,4 +110,5 @@ class VerlJob:
             uses_ray=bool(data.get("uses_ray", False)),
             outputs=dict(data.get("outputs", {})),
             files=tuple(data.get("files", ())),
+            ray_node_resources={k: int(v) for k, v in data.get("ray_node_resources", {}).items()},
         )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from trainer_platform.batch import BatchMath
 from trainer_platform.hydra_values import flatten_passthrough, merge_passthrough, quote, quote_list
-from trainer_platform.job import RUN_DIR, VERL_EXT, VerlJob
+from trainer_platform.job import RAY_ADDRESS, RUN_DIR, VERL_EXT, VerlJob
 from trainer_platform.planner import Plan
 from trainer_platform.spec import DPOAlgorithm, RLAlgorithm, RunSpec, SFTAlgorithm
 from trainer_platform.steps import verl_total_epochs
@@ -78,7 +78,16 @@ def build_job(spec: RunSpec, plan: Plan, batch: BatchMath, inputs: JobInputs) ->
         uses_ray=uses_ray,
         outputs={"metrics": "metrics.jsonl", "checkpoints": "checkpoints", "log": "train.log"},
         files=_input_files(spec, inputs),
+        ray_node_resources=_ray_node_resources(plan) if uses_ray else {},
     )
+
+
+def _ray_node_resources(plan: Plan) -> dict[str, int]:
+    """What each node of a Ray cluster brought up for the job declares: on CPU, the logical CPUs a private
+    instance would get and one logical GPU per rank (verl's workers ask for GPUs); on GPUs Ray counts them."""
+    if not plan.on_cpu or plan.ray_num_cpus is None:
+        return {}
+    return {"CPU": plan.ray_num_cpus, "GPU": plan.gpus_per_node}
 
 
 def _input_files(spec: RunSpec, inputs: JobInputs) -> tuple[str, ...]:
@@ -266,6 +275,11 @@ def _ray_overrides(spec: RunSpec, plan: Plan, inputs: JobInputs) -> list[str]:
     if spec.launcher.name == "ray":
         # the job runs on an existing cluster: attach to it, never size it (no num_cpus/num_gpus)
         return ["+ray_kwargs.ray_init.address=auto"]
+    if plan.nnodes > 1:
+        # the launcher brings a Ray cluster up across the allocation and sets TP_RAY_ADDRESS: verl's driver is
+        # always handed that address (without one it starts a one-node Ray of its own, verl#3358) and never sizes
+        # the cluster it attaches to (Ray refuses num_cpus/num_gpus when connecting)
+        return [f"+ray_kwargs.ray_init.address={quote(RAY_ADDRESS)}"]
     if spec.launcher.name not in ("local", "ssh"):
         return []
     # a private Ray instance per run: never attach to a cluster that happens to run on this host
