@@ -32,6 +32,7 @@ _BUILTIN: dict[str, str] = {
     "local": "launchers.local:LocalLauncher",
     "ssh": "launchers.ssh:SshLauncher",
     "ray": "launchers.ray:RayLauncher",
+    "slurm": "launchers.slurm:SlurmLauncher",
 }
 
 

@@ -133,6 +133,127 @@ class RayOptions(LauncherOptions):
         return value
 
 
+# a Slurm time limit: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS
+_SLURM_TIME_RE = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?")
+# a plain Slurm value (partition, account, node list, constraint expression): no whitespace, quotes or shell syntax
+_SLURM_VALUE_RE = re.compile(r"[A-Za-z0-9_.,:@%+\-\[\]|&!*()=/]+")
+_SBATCH_ARG_RE = re.compile(r"--([a-z][a-z0-9-]*)(?:=(" + _SLURM_VALUE_RE.pattern + "))?")
+# sbatch options the launcher sets itself, and where the user sets them instead
+OWNED_SBATCH_OPTIONS = {
+    "partition": "launcher.partition",
+    "account": "launcher.account",
+    "qos": "launcher.qos",
+    "time": "launcher.time",
+    "mem": "launcher.mem",
+    "cpus-per-task": "launcher.cpus_per_task",
+    "constraint": "launcher.constraint",
+    "exclude": "launcher.exclude",
+    "nodes": "compute (the planner's node count)",
+    "gpus-per-node": "compute (the planner's GPUs per node)",
+    "array": "launcher.array_parallelism (a sweep becomes one array)",
+    "job-name": "the run name",
+    "output": "the launcher (the job's output goes to the run dir's train.log)",
+    "error": "the launcher (the job's output goes to the run dir's train.log)",
+    "open-mode": "the launcher",
+    "signal": "the launcher (USR2 before the time limit: requeue and resume)",
+    "wrap": "the launcher",
+}
+
+
+def slurm_minutes(value: int | str) -> int:
+    """A Slurm time limit in whole minutes (rounded up); ValueError when it is not one of Slurm's formats."""
+    if isinstance(value, int):
+        if value <= 0:
+            raise ValueError("a time limit must be positive")
+        return value
+    m = _SLURM_TIME_RE.fullmatch(value.strip())
+    if not m:
+        raise ValueError("not a Slurm time limit: use minutes, HH:MM:SS or D-HH:MM:SS")
+    days, first, second, third = m.groups()
+    if days is not None:  # D-HH[:MM[:SS]]
+        seconds = int(days) * 86400 + int(first) * 3600 + int(second or 0) * 60 + int(third or 0)
+    elif third is not None:  # HH:MM:SS
+        seconds = int(first) * 3600 + int(second) * 60 + int(third)
+    elif second is not None:  # MM:SS
+        seconds = int(first) * 60 + int(second)
+    else:  # MM
+        seconds = int(first) * 60
+    if seconds <= 0:
+        raise ValueError("a time limit must be positive")
+    return -(-seconds // 60)
+
+
+class SlurmOptions(LauncherOptions):
+    # shell lines run in the job before it starts (venv activation, module load)
+    setup: tuple[str, ...] = ()
+    # Slurm partition (null: the cluster's default)
+    partition: str | None = None
+    # account the job is charged to (null: your default account)
+    account: str | None = None
+    # quality of service (null: the default)
+    qos: str | None = None
+    # time limit: minutes or Slurm's [D-]HH:MM:SS (null: the partition's default)
+    time: int | str | None = None
+    # memory per node, Slurm's format: 64G, 500M (null: the partition's default)
+    mem: str | None = None
+    # CPUs per task, the job being one task per node (null: the cluster's default)
+    cpus_per_task: int | None = Field(default=None, gt=0)
+    # node features the job needs, Slurm's constraint expression (null: any node)
+    constraint: str | None = None
+    # nodes the job must not run on, a Slurm node list (null: none)
+    exclude: str | None = None
+    # most jobs of one sweep (a Slurm array) running at once (null: as many as the cluster allows)
+    array_parallelism: int | None = Field(default=None, gt=0)
+    # more sbatch options, as on sbatch's command line: ["--mail-type=END", "--reservation=r1"]
+    sbatch_args: tuple[str, ...] = ()
+
+    @field_validator("partition", "account", "qos", "constraint", "exclude")
+    @classmethod
+    def _plain(cls, value: str | None) -> str | None:
+        if value is not None and not _SLURM_VALUE_RE.fullmatch(value):
+            raise ValueError(f"{value!r} is not a plain Slurm value (no spaces, quotes or shell syntax)")
+        return value
+
+    @field_validator("time")
+    @classmethod
+    def _time(cls, value: int | str | None) -> int | str | None:
+        if value is not None:
+            slurm_minutes(value)
+        return value
+
+    @field_validator("mem")
+    @classmethod
+    def _mem(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[1-9][0-9]*[KMGT]?", str(value)):
+            raise ValueError(f"{value!r} is not a Slurm memory size like 64G or 500M")
+        return None if value is None else str(value)
+
+    @field_validator("sbatch_args")
+    @classmethod
+    def _sbatch_args(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for arg in value:
+            m = _SBATCH_ARG_RE.fullmatch(arg)
+            if not m:
+                raise ValueError(f"{arg!r} is not an sbatch option like --name=value or --flag")
+            if m.group(1) in OWNED_SBATCH_OPTIONS:
+                raise ValueError(f"{arg!r}: --{m.group(1)} is set by {OWNED_SBATCH_OPTIONS[m.group(1)]}")
+        return value
+
+    @property
+    def time_minutes(self) -> int | None:
+        """The time limit in minutes (None: the partition's default)."""
+        return None if self.time is None else slurm_minutes(self.time)
+
+    @property
+    def extra_sbatch(self) -> dict[str, str | bool]:
+        """sbatch_args as option name -> value (True for a flag)."""
+        out: dict[str, str | bool] = {}
+        for arg in self.sbatch_args:
+            name, _, val = arg[2:].partition("=")
+            out[name] = val if "=" in arg else True
+        return out
+
+
 def parse_options(model: type[LauncherOptions], raw: Mapping[str, Any]) -> LauncherOptions:
     """The `launcher:` block validated against a launcher's options; SpecError (key, problem, hint) otherwise."""
     # a required option left null in its yaml file counts as missing

@@ -2,16 +2,18 @@
 beyond reading the templates in launchers/templates/, so dry runs, golden tests and launchers see the same text.
 
 `tp_job.sh` is the job-side wrapper every detached launcher starts: it runs the job beside itself and records the
-job's own start and end in job_state.json there (see the template's header).
+job's own start and end in job_state.json there (see the template's header). The Slurm batch script is submitit's
+own (`_make_sbatch_string`, pure), from the settings `sbatch_parameters` gives it.
 """
 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
@@ -19,6 +21,7 @@ from trainer_platform.job import VerlJob
 
 WRAPPER = "tp_job.sh"
 RAY_ENTRY = "tp_ray_entry.sh"
+SBATCH = "tp_sbatch.sh"
 JOB_STATE = "job_state.json"
 CANCEL_REQUESTED = "cancel_requested"
 _TEMPLATES = Path(__file__).parent / "templates"
@@ -92,3 +95,65 @@ def render_ray_entry(job: VerlJob, *, run_name: str, run_dir: str | None, python
         )
     )
     return {RAY_ENTRY: text}
+
+
+def sbatch_parameters(
+    *,
+    job_name: str,
+    nnodes: int,
+    gpus_per_node: int,
+    partition: str | None = None,
+    account: str | None = None,
+    qos: str | None = None,
+    time_min: int | None = None,
+    mem: str | None = None,
+    cpus_per_task: int | None = None,
+    constraint: str | None = None,
+    exclude: str | None = None,
+    array_parallelism: int | None = None,
+    extra: Mapping[str, str | bool] | None = None,
+    signal_delay_s: int = 90,
+) -> dict[str, Any]:
+    """submitit's Slurm parameters for a job: the batch script runs submitit's runner itself (no srun step, so a
+    multi-node job script can start its own steps), USR2 reaches that runner (`B:`) `signal_delay_s` before the
+    time limit so it requeues the job, and the job is requeueable (preemption, `scontrol requeue`)."""
+    params: dict[str, Any] = {
+        "job_name": job_name,
+        "nodes": nnodes,
+        "use_srun": False,
+        "stderr_to_stdout": True,
+        "signal_delay_s": signal_delay_s,
+        "wckey": None,  # submitit's default wckey is refused where the cluster enforces wckeys
+        "additional_parameters": {"requeue": True, "signal": f"B:USR2@{signal_delay_s}", **(extra or {})},
+    }
+    if mem is not None:  # submitit converts its own `mem` from GB: Slurm's format goes through as-is
+        params["additional_parameters"]["mem"] = mem
+    optional = {
+        "partition": partition,
+        "account": account,
+        "qos": qos,
+        "time": time_min,
+        "cpus_per_task": cpus_per_task,
+        "constraint": constraint,
+        "exclude": exclude,
+        "array_parallelism": array_parallelism,
+        "gpus_per_node": gpus_per_node or None,
+    }
+    params.update({k: v for k, v in optional.items() if v is not None})
+    return params
+
+
+def runner_command(python: str, code_root: str, folder: str) -> str:
+    """The batch script's command: submitit's runner for the jobs in `folder`, with the platform's code (the
+    submitting checkout, `code_root`) importable; exec'd, so the batch shell's USR2 reaches submitit's handler."""
+    return (
+        f"exec env PYTHONPATH={shlex.quote(code_root)}${{PYTHONPATH:+:$PYTHONPATH}} "
+        f"{shlex.quote(python)} -u -m submitit.core._submit {shlex.quote(folder)}"
+    )
+
+
+def render_sbatch(params: Mapping[str, Any], *, folder: str, command: str, array_size: int | None = None) -> str:
+    """The sbatch script submitit submits for `params` (one job, or an array of `array_size`), as text."""
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    return str(_make_sbatch_string(command=command, folder=folder, map_count=array_size, **params))

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import ray_service
 
+import slurm_service
 import sshd_service
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -139,3 +140,24 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ray_service.R
     head = ray_service.start(Path(tempfile.mkdtemp(prefix="tpray", dir="/tmp")))
     yield head
     ray_service.stop(head)
+
+
+# ---- a real Slurm on 127.0.0.1 for the slurm launcher (tests/slurm_service.py), started once per session ----
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[slurm_service.Slurm]:
+    """munged, MariaDB, slurmdbd, slurmctld and slurmd from their own configs in a temp folder; SLURM_CONF points
+    every client of this session (tests, launchers, subprocesses) at it."""
+    reason = slurm_service.unavailable()
+    if reason:
+        pytest.skip(reason)
+    cluster = slurm_service.start(Path(tempfile.mkdtemp(prefix="tpslurm", dir="/tmp")))
+    old = os.environ.get("SLURM_CONF")
+    os.environ.update(cluster.env)
+    yield cluster
+    slurm_service.stop(cluster)
+    if old is None:
+        os.environ.pop("SLURM_CONF", None)
+    else:
+        os.environ["SLURM_CONF"] = old

@@ -54,6 +54,8 @@ class VerlJob:
     nnodes: int = 1
     # processes (ranks) per node for torchrun jobs; GPUs per node for Ray jobs
     nprocs_per_node: int = 1
+    # GPUs each node needs (0: the job runs on CPUs): what a scheduler is asked for
+    gpus_per_node: int = 0
     # whether the entry point drives its own Ray cluster (main_ppo) rather than torchrun ranks (SFT, DPO)
     uses_ray: bool = False
     # paths (relative to the run dir) the job writes: metrics file, checkpoint dir, ...
@@ -93,6 +95,7 @@ class VerlJob:
             "env": dict(self.env),
             "nnodes": self.nnodes,
             "nprocs_per_node": self.nprocs_per_node,
+            "gpus_per_node": self.gpus_per_node,
             "uses_ray": self.uses_ray,
             "outputs": dict(self.outputs),
             "files": list(self.files),
@@ -107,6 +110,7 @@ class VerlJob:
             env=dict(data.get("env", {})),
             nnodes=int(data.get("nnodes", 1)),
             nprocs_per_node=int(data.get("nprocs_per_node", 1)),
+            gpus_per_node=int(data.get("gpus_per_node", 0)),
             uses_ray=bool(data.get("uses_ray", False)),
             outputs=dict(data.get("outputs", {})),
             files=tuple(data.get("files", ())),

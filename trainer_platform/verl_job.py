@@ -75,6 +75,7 @@ def build_job(spec: RunSpec, plan: Plan, batch: BatchMath, inputs: JobInputs) ->
         env=_env(spec, plan, inputs),
         nnodes=plan.nnodes,
         nprocs_per_node=plan.gpus_per_node,
+        gpus_per_node=0 if plan.on_cpu else plan.gpus_per_node,
         uses_ray=uses_ray,
         outputs={"metrics": "metrics.jsonl", "checkpoints": "checkpoints", "log": "train.log"},
         files=_input_files(spec, inputs),

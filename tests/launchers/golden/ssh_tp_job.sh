@@ -63,8 +63,10 @@ wait "$child"; code=$?
 while kill -0 "$child" 2>/dev/null; do wait "$child"; code=$?; done
 members; [ -n "$cancelled" ] || [ ${#M[@]} = 0 ] || stop_members  # leftovers end with the job
 rm -f .tp_members
-if [ -n "$cancelled" ] || [ -e cancel_requested ]; then
+if [ -e cancel_requested ]; then
   record cancelled "${cancelled:-$code}" "\"$(now)\""
+elif [ -n "$cancelled" ]; then  # stopped by a signal nobody asked for here: a scheduler's requeue or preemption
+  record failed "$cancelled" "\"$(now)\""
 elif [ "$code" = 0 ]; then
   record succeeded 0 "\"$(now)\""
 else

@@ -1,0 +1,277 @@
+"""A real single-node Slurm on 127.0.0.1 for the slurm launcher tests: munged, MariaDB, slurmdbd, slurmctld and
+slurmd, each started in the foreground from its own config in one folder, on free ports, and stopped by its pid.
+
+Nothing is shared with a Slurm or munge the host may already run: munged has its own key and socket (slurm.conf's
+AuthInfo points at it), MariaDB its own datadir, socket and port, every daemon its own ports, state and pid files.
+Clients (sbatch, squeue, sacct, the launcher under test) find the cluster through SLURM_CONF (`Slurm.env`).
+
+Slurm facts this relies on (Debian 12's slurm-wlm 22.05, no systemd, no cgroups): proctrack/linuxproc, task/none
+and jobacct_gather/none work without cgroups; accounting (slurmdbd) is what makes `sacct` work, which a job's end
+state needs once it has left the queue; a node line whose CPU count exceeds the hardware is accepted with
+SlurmdParameters=config_overrides (so tiny test jobs run side by side on a small machine); a slurmd that cannot
+reach its controller ignores SIGTERM (so stop() falls back to SIGKILL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DAEMONS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd")
+# CPUs the test node advertises (more than the machine has: tiny jobs share the cores)
+NODE_CPUS = 16
+PARTITION = "debug"
+CLUSTER = "tpci"
+
+
+@dataclass(frozen=True)
+class Node:
+    """One slurmd: its node name, the address it listens on and its port."""
+
+    name: str
+    addr: str = "127.0.0.1"
+    port: int = 0
+    cpus: int = NODE_CPUS
+
+
+@dataclass
+class Slurm:
+    folder: Path
+    conf: Path
+    nodes: list[Node]
+    partition: str = PARTITION
+    # daemon name -> pid (processes this fixture started)
+    pids: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a client needs in its environment to reach this cluster."""
+        return {"SLURM_CONF": str(self.conf)}
+
+
+def unavailable() -> str | None:
+    """Why a test Slurm cannot be started here, or None."""
+    missing = [d for d in (*DAEMONS, "sbatch", "sacctmgr", "mariadb-install-db") if shutil.which(d) is None]
+    if missing:
+        return f"{', '.join(missing)} missing (apt-get install slurm-wlm slurmdbd munge mariadb-server; .ci/run does)"
+    if os.geteuid() != 0:
+        return "a test Slurm needs root (slurmd runs jobs as their submitting user)"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def slurm_conf(folder: Path, nodes: list[Node], *, ctld_port: int, dbd_port: int, host: str) -> str:
+    """slurm.conf for a cluster whose state, logs and pid files all live in `folder`."""
+    node_lines = [
+        f"NodeName={n.name} NodeHostname={host} NodeAddr={n.addr} Port={n.port} CPUs={n.cpus} "
+        f"RealMemory={_memory_mb()} State=UNKNOWN"
+        for n in nodes
+    ]
+    return "\n".join(
+        [
+            f"ClusterName={CLUSTER}",
+            f"SlurmctldHost={host}(127.0.0.1)",
+            f"SlurmctldPort={ctld_port}",
+            "SlurmUser=root",
+            "AuthType=auth/munge",
+            "CredType=cred/munge",
+            f"AuthInfo=socket={folder}/munge.sock",
+            "MpiDefault=none",
+            "ProctrackType=proctrack/linuxproc",
+            "TaskPlugin=task/none",
+            "JobAcctGatherType=jobacct_gather/none",
+            "AccountingStorageType=accounting_storage/slurmdbd",
+            "AccountingStorageHost=127.0.0.1",
+            f"AccountingStoragePort={dbd_port}",
+            # for connections to slurmdbd, clients take the munge socket from here (not from AuthInfo)
+            f"AccountingStoragePass={folder}/munge.sock",
+            "JobCompType=jobcomp/none",
+            "SchedulerType=sched/backfill",
+            "SchedulerParameters=sched_interval=1,bf_interval=1",
+            "SelectType=select/cons_tres",
+            "SelectTypeParameters=CR_CPU",
+            "SlurmdParameters=config_overrides",
+            "ReturnToService=2",
+            "JobRequeue=1",
+            f"StateSaveLocation={folder}/state",
+            f"SlurmdSpoolDir={folder}/spool/%n",
+            f"SlurmctldPidFile={folder}/slurmctld.pid",
+            f"SlurmdPidFile={folder}/slurmd-%n.pid",
+            f"SlurmctldLogFile={folder}/log/slurmctld.log",
+            f"SlurmdLogFile={folder}/log/slurmd-%n.log",
+            "MinJobAge=300",
+            "KillWait=5",
+            "InactiveLimit=0",
+            "MessageTimeout=20",
+            *node_lines,
+            f"PartitionName={PARTITION} Nodes={','.join(n.name for n in nodes)} Default=YES MaxTime=INFINITE State=UP",
+            "",
+        ]
+    )
+
+
+def _memory_mb() -> int:
+    """The machine's memory in MiB, less 1 GiB of headroom (what the node advertises)."""
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    total_kb = int(next(line.split()[1] for line in meminfo if line.startswith("MemTotal:")))
+    return max(1024, total_kb // 1024 - 1024)
+
+
+def _spawn(slurm: Slurm, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> None:
+    log = open(slurm.folder / "log" / f"{name}.out", "ab")  # noqa: SIM115 - the daemon owns it
+    proc = subprocess.Popen(
+        argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env
+    )
+    log.close()
+    slurm.pids[name] = proc.pid
+
+
+def _until(what: str, check: object, slurm: Slurm, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        dead = [n for n, p in slurm.pids.items() if not _alive(p)]
+        if dead:
+            break
+        time.sleep(0.2)
+    logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2000:]}" for p in (slurm.folder / "log").glob("*"))
+    stop(slurm)
+    raise RuntimeError(f"test Slurm: {what} did not come up\n{logs}")
+
+
+def _ok(*argv: str, env: Mapping[str, str] | None = None) -> bool:
+    try:
+        return subprocess.run(argv, capture_output=True, timeout=5, env=env).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie of ours counts as gone
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    return True
+
+
+def start(folder: Path, nodes: list[Node] | None = None) -> Slurm:
+    """Bring the cluster up in `folder` (fresh or empty): munge -> MariaDB -> slurmdbd -> slurmctld -> slurmd."""
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o755)  # munged's socket must be reachable by every job's user
+    for sub in ("state", "spool", "log", "mysql"):
+        (folder / sub).mkdir(exist_ok=True)
+    host = socket.gethostname().split(".")[0]
+    nodes = [Node(n.name, n.addr, n.port or free_port(), n.cpus) for n in (nodes or [Node(host)])]
+    for n in nodes:
+        (folder / "spool" / n.name).mkdir(exist_ok=True)
+    ctld_port, dbd_port, db_port = free_port(), free_port(), free_port()
+    slurm = Slurm(folder=folder, conf=folder / "slurm.conf", nodes=nodes)
+    slurm.conf.write_text(slurm_conf(folder, nodes, ctld_port=ctld_port, dbd_port=dbd_port, host=host))
+    env = {**os.environ, **slurm.env}
+
+    key = folder / "munge.key"
+    subprocess.run(["mungekey", "-c", "-f", "-k", str(key)], check=True, capture_output=True)
+    sock = str(folder / "munge.sock")
+    _spawn(
+        slurm,
+        "munged",
+        ["munged", "-F", "--force", f"--socket={sock}", f"--key-file={key}", f"--pid-file={folder}/munged.pid",
+         f"--log-file={folder}/log/munged.log", f"--seed-file={folder}/munged.seed"],
+    )  # fmt: skip
+    _until("munged", lambda: _ok("munge", "-S", sock, "-n"), slurm, 20)
+
+    db = folder / "mysql"
+    subprocess.run(
+        ["mariadb-install-db", "--user=root", f"--datadir={db}", "--auth-root-authentication-method=socket",
+         "--skip-test-db"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    db_sock = str(folder / "mysqld.sock")
+    _spawn(
+        slurm,
+        "mariadbd",
+        ["mariadbd", "--user=root", f"--datadir={db}", f"--socket={db_sock}", f"--pid-file={folder}/mysqld.pid",
+         "--bind-address=127.0.0.1", f"--port={db_port}", f"--log-error={folder}/log/mariadb.err",
+         "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M", "--skip-log-bin",
+         "--performance-schema=OFF", "--innodb-lock-wait-timeout=900"],
+    )  # fmt: skip
+    _until("MariaDB", lambda: _ok("mariadb", f"--socket={db_sock}", "-e", "select 1"), slurm, 60)
+    grants = (
+        "CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurmpw'; "
+        "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1'; FLUSH PRIVILEGES;"
+    )
+    subprocess.run(["mariadb", f"--socket={db_sock}", "-e", grants], check=True, capture_output=True, timeout=30)
+    dbd_conf = folder / "slurmdbd.conf"  # slurmdbd reads it beside SLURM_CONF, and refuses it unless 0600
+    dbd_conf.touch(mode=0o600)
+    dbd_conf.write_text(
+        "\n".join(
+            [
+                "AuthType=auth/munge",
+                f"AuthInfo=socket={sock}",
+                f"DbdHost={host}",
+                "DbdAddr=127.0.0.1",
+                f"DbdPort={dbd_port}",
+                "SlurmUser=root",
+                f"PidFile={folder}/slurmdbd.pid",
+                f"LogFile={folder}/log/slurmdbd.log",
+                "StorageType=accounting_storage/mysql",
+                "StorageHost=127.0.0.1",
+                f"StoragePort={db_port}",
+                "StorageUser=slurm",
+                "StoragePass=slurmpw",
+                "StorageLoc=slurm_acct_db",
+                "",
+            ]
+        )
+    )
+    _spawn(slurm, "slurmdbd", ["slurmdbd", "-D"], env)
+    _until("slurmdbd", lambda: _ok("timeout", "5", "sacctmgr", "-n", "list", "cluster", env=env), slurm, 60)
+    subprocess.run(["sacctmgr", "-i", "add", "cluster", CLUSTER], capture_output=True, env=env, timeout=30)
+
+    _spawn(slurm, "slurmctld", ["slurmctld", "-D", "-i", "-f", str(slurm.conf)], env)
+    _until("slurmctld", lambda: _ok("timeout", "5", "scontrol", "ping", env=env), slurm, 60)
+    for n in nodes:
+        _spawn(slurm, f"slurmd-{n.name}", ["slurmd", "-D", "-f", str(slurm.conf), "-N", n.name], env)
+
+    def idle() -> bool:
+        out = subprocess.run(
+            ["timeout", "5", "sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, env=env
+        ).stdout.split()
+        return len(out) == len(nodes) and all(s == "idle" for s in out)
+
+    _until("slurmd", idle, slurm, 60)
+    return slurm
+
+
+def stop(slurm: Slurm) -> None:
+    """Stop every daemon this fixture started, by pid, in reverse start order (SIGKILL after 10 s)."""
+    for name, pid in reversed(list(slurm.pids.items())):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        slurm.pids.pop(name, None)
