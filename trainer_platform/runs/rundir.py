@@ -21,16 +21,14 @@ import shutil
 import socket
 import string
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from trainer_platform.job import VerlJob
-from trainer_platform.runs import metrics
-from trainer_platform.runs import record
-from trainer_platform.runs.logs import read_lines
+from trainer_platform.runs import metrics, record
 from trainer_platform.runs.atomic import atomic_write, fsync_dir, json_text
+from trainer_platform.runs.logs import read_lines
 from trainer_platform.runs.status import PENDING, RUNNING, TERMINAL_STATES, Status, check_state, utc_now
 
 STATUS_FILE = "status.json"
@@ -293,7 +291,11 @@ class RunDir:
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """verl's file-logger records `{"step": N, "data": {...}}` of every attempt, oldest first (see runs.metrics)."""
-        return [r for path in metrics.attempt_files(self.metrics_path) for r in metrics.read_jsonl(path)]
+        return self.metrics_reader().read(final=True)
+
+    def metrics_reader(self) -> metrics.MetricsReader:
+        """A reader of this run's metrics that returns, at each call, only the records added since the last one."""
+        return metrics.MetricsReader(self.metrics_path)
 
     def archive_metrics(self) -> Path | None:
         """Before a resumed attempt, keep metrics.jsonl as metrics.attempt-N.jsonl (verl's file logger truncates it)."""

@@ -14,11 +14,13 @@ RUNNING: Final = "running"
 SUCCEEDED: Final = "succeeded"
 FAILED: Final = "failed"
 CANCELLED: Final = "cancelled"
+# ended by a diagnostics rule (trainer_platform/diagnostics) with its last checkpoint kept; `stop_reason` says why
+STOPPED: Final = "stopped"
 # Not stored: what a launcher reports for a `running` status whose process is gone without a final word.
 LOST: Final = "lost"
 
-STATES: Final = (PENDING, QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
-TERMINAL_STATES: Final = frozenset({SUCCEEDED, FAILED, CANCELLED})
+STATES: Final = (PENDING, QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, STOPPED)
+TERMINAL_STATES: Final = frozenset({SUCCEEDED, FAILED, CANCELLED, STOPPED})
 
 # The fields status.json always has; any other field a launcher writes is kept in `Status.extra`.
 _KNOWN = ("state", "exit_code", "created", "started", "finished", "host", "pid")
@@ -66,7 +68,7 @@ class Status:
 
     @property
     def terminal(self) -> bool:
-        """Whether the run has finished (succeeded, failed or cancelled)."""
+        """Whether the run has finished (succeeded, failed, cancelled or stopped)."""
         return self.state in TERMINAL_STATES
 
     def duration_s(self) -> float | None:
