@@ -65,6 +65,8 @@ class VerlJob:
     # logical resources each node of a Ray cluster brought up for this job declares, e.g. {"CPU": 16, "GPU": 1} on
     # CPU (verl's workers ask for GPUs: the CPU path declares logical ones); empty: Ray counts each node's hardware
     ray_node_resources: Mapping[str, int] = field(default_factory=dict)
+    # the diagnostics config (trainer_platform.diagnostics.rules) that the monitor beside the job runs; None = none
+    diagnostics: Mapping[str, Any] | None = None
 
     def shell_line(self) -> str:
         """The job as one copy-pasteable shell line: `env K=V ... python -m ...` (placeholders expand)."""
@@ -100,6 +102,7 @@ class VerlJob:
             "outputs": dict(self.outputs),
             "files": list(self.files),
             "ray_node_resources": dict(self.ray_node_resources),
+            **({"diagnostics": dict(self.diagnostics)} if self.diagnostics is not None else {}),
         }
 
     @classmethod
@@ -115,4 +118,5 @@ class VerlJob:
             outputs=dict(data.get("outputs", {})),
             files=tuple(data.get("files", ())),
             ray_node_resources={k: int(v) for k, v in data.get("ray_node_resources", {}).items()},
+            diagnostics=data.get("diagnostics"),
         )

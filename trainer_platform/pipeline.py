@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -281,9 +281,17 @@ def _prepare_job(request: RunRequest, the_plan: Plan, batch: BatchMath, run_path
         wandb_run_id=_wandb_run_id(spec, request.existing),
         python=sys.executable,
     )
-    job = build_job(spec, the_plan, batch, inputs)
+    job = replace(build_job(spec, the_plan, batch, inputs), diagnostics=monitor_settings(spec))
     check_job_against_verl(job, dpo_config_dir=verl_ext_dir() / "tp_dpo_config")
     return job, total_steps(spec, prepared.train_rows, the_plan.world_size)
+
+
+def monitor_settings(spec: RunSpec) -> dict[str, Any] | None:
+    """The diagnostics config the monitor beside the job runs (None when diagnostics are off)."""
+    from trainer_platform.diagnostics import config_from_dict
+
+    config = config_from_dict(spec.diagnostics)
+    return config.to_dict() if config.enabled else None
 
 
 def _wandb_run_id(spec: RunSpec, existing: RunDir | None) -> str | None:

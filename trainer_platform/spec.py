@@ -252,6 +252,9 @@ class RunSpec(_Strict):
     launcher: LauncherSpec
     logger: LoggerSpec
     surgery: SurgerySpec = SurgerySpec()
+    # the diagnostics rules' settings, validated by trainer_platform.diagnostics (standard library only, shipped
+    # beside the job): see conf/diagnostics/
+    diagnostics: dict[str, Any] = Field(default_factory=dict)
     verl: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
@@ -268,12 +271,22 @@ class RunSpec(_Strict):
             spec = cls.model_validate(dict(cfg))
         except ValidationError as err:
             raise _to_spec_error(err, cls) from None
+        _check_diagnostics(spec.diagnostics)
         check_spec(spec)
         return spec
 
     def to_config(self) -> dict[str, Any]:
         """Plain-data form (spec.yaml); `RunSpec.from_config(spec.to_config())` round-trips."""
         return self.model_dump(mode="json")
+
+
+def _check_diagnostics(settings: Mapping[str, Any]) -> None:
+    from trainer_platform.diagnostics import ConfigError, config_from_dict
+
+    try:
+        config_from_dict(settings)
+    except ConfigError as e:
+        raise SpecError(e.key, e.problem, e.hint) from None
 
 
 def upgrade_saved_config(cfg: dict[str, Any]) -> dict[str, Any]:
