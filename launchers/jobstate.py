@@ -33,7 +33,7 @@ def reconcile(run_dir: RunDir, record: Mapping[str, Any] | None, alive: bool | N
         if state != status.state or extra:
             run_dir.write_status(state, **extra)
         return state
-    fields = {k: record.get(k) for k in ("pid", "host", "started") if record.get(k) is not None}
+    fields = {k: record.get(k) for k in ("pid", "host", "started", "stop_reason") if record.get(k) is not None}
     state = str(record["state"])
     if state in TERMINAL_STATES:
         code = record.get("exit_code")

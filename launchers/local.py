@@ -8,6 +8,7 @@ its process group (on the same host).
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
@@ -25,9 +26,11 @@ from typing import Any, BinaryIO, TextIO
 from launchers import proctree
 from launchers.base import Handle, Launcher, LaunchError
 from launchers.options import LocalOptions
+from launchers.render import MONITOR_CONFIG
+from trainer_platform.diagnostics.monitor import STOP_FILE, read_stop_reason
 from trainer_platform.job import VerlJob
 from trainer_platform.paths import local_placeholders
-from trainer_platform.runs import CANCELLED, FAILED, LOST, RUNNING, SUCCEEDED, RunDir, RunDirError, utc_now
+from trainer_platform.runs import CANCELLED, FAILED, LOST, RUNNING, STOPPED, SUCCEEDED, RunDir, RunDirError, utc_now
 from trainer_platform.runs.status import exit_code_from_returncode
 
 # How long output is still read after the main process exits (leftover processes may hold the pipe open).
@@ -53,6 +56,8 @@ class _Job:
     grace_s: float
     # exit code to report when this process stopped the job because it got a signal (130 for SIGINT, 143 SIGTERM)
     cancel_code: int | None = None
+    # the diagnostics monitor beside the job (trainer_platform.diagnostics.monitor), when the job has diagnostics
+    monitor: subprocess.Popen[bytes] | None = None
     pump: threading.Thread = field(init=False)
 
     def __post_init__(self) -> None:
@@ -100,8 +105,17 @@ class _Job:
 
     def _finalize(self) -> None:
         code = exit_code_from_returncode(self.popen.wait())
+        if self.monitor is not None:  # it sees the job gone, reads the metrics a last time and exits
+            try:
+                self.monitor.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.monitor.kill()
+                self.monitor.wait()
         status = self.run_dir.read_status()
-        if self.cancel_code is not None or status.extra.get("cancel_requested") or status.state == CANCELLED:
+        stop_reason = read_stop_reason(self.run_dir.path)
+        if stop_reason is not None:
+            self.run_dir.write_status(STOPPED, exit_code=code, stop_reason=stop_reason)
+        elif self.cancel_code is not None or status.extra.get("cancel_requested") or status.state == CANCELLED:
             self.run_dir.write_status(CANCELLED, exit_code=code if self.cancel_code is None else self.cancel_code)
         else:
             self.run_dir.write_status(SUCCEEDED if code == 0 else FAILED, exit_code=code)
@@ -144,6 +158,7 @@ class LocalLauncher(Launcher):
                 raise RunDirError(f"{run_dir.path} is already running; cancel it first (trainer-platform cancel)")
         argv = [sys.executable if job.argv[0] == "python" else job.argv[0], *job.argv[1:]]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **job.env}
+        (run_dir.path / STOP_FILE).unlink(missing_ok=True)  # an earlier attempt's
         log = run_dir.open_log()
         try:
             popen = subprocess.Popen(
@@ -166,6 +181,7 @@ class LocalLauncher(Launcher):
         run_dir.write_status(RUNNING, pid=popen.pid, host=host, launcher=self.name, cancel_requested=None, error=None)
         console = (sys.stdout if self.console is None else self.console) if self.echo else None
         entry = _Job(popen=popen, run_dir=run_dir, log=log, console=console, grace_s=self.grace_s)
+        entry.monitor = _start_monitor(job, run_dir, popen.pid)
         _JOBS[_key(run_dir)] = entry
         entry.pump.start()
         return handle
@@ -252,6 +268,29 @@ class LocalLauncher(Launcher):
             time.sleep(_POLL_S)
         if not run_dir.read_status().terminal:
             run_dir.write_status(CANCELLED)
+
+
+def _start_monitor(job: VerlJob, run_dir: RunDir, pgid: int) -> subprocess.Popen[bytes] | None:
+    """Start the diagnostics monitor beside the job (its own session, output into train.log); None without
+    diagnostics. A stop rule signals the job's process group; `_finalize` then records `stopped`."""
+    if job.diagnostics is None:
+        return None
+    config = run_dir.path / MONITOR_CONFIG
+    run_dir.update_files({MONITOR_CONFIG: json.dumps(dict(job.diagnostics), indent=2) + "\n"})
+    argv = [sys.executable, "-m", "trainer_platform.diagnostics.monitor", str(run_dir.path)]
+    argv += ["--config", str(config), "--pid", str(pgid), "--group"]
+    root = str(Path(__file__).resolve().parent.parent)  # where trainer_platform is importable from
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    with run_dir.open_log() as log:
+        return subprocess.Popen(
+            argv,
+            cwd=run_dir.path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _handle(data: dict[str, Any], run_dir: RunDir) -> Handle:

@@ -19,9 +19,20 @@ from typing import Any, ClassVar
 from launchers.base import Handle, Launcher, LaunchError
 from launchers.options import RayOptions
 from launchers.render import RAY_ENTRY, render_ray_entry
+from trainer_platform.diagnostics.monitor import stop_reason_from_output
 from trainer_platform.job import VERL_EXT, VerlJob
 from trainer_platform.paths import verl_ext_dir
-from trainer_platform.runs import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, RunDir, atomic_write, utc_now
+from trainer_platform.runs import (
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    STOPPED,
+    SUCCEEDED,
+    RunDir,
+    atomic_write,
+    utc_now,
+)
 
 # Ray's job states -> ours
 _STATES = {"PENDING": QUEUED, "RUNNING": RUNNING, "SUCCEEDED": SUCCEEDED, "FAILED": FAILED, "STOPPED": CANCELLED}
@@ -122,6 +133,8 @@ class RayLauncher(Launcher):
         elif state == RUNNING and run.read_status().state != RUNNING:
             run.write_status(RUNNING)
         elif state in (SUCCEEDED, FAILED, CANCELLED):
+            stop_reason = stop_reason_from_output(output)  # the diagnostics monitor beside the job stopped it
+            state = STOPPED if stop_reason is not None else state
             code = info.driver_exit_code
             if code is None:
                 code = 0 if state == SUCCEEDED else 1
@@ -133,6 +146,7 @@ class RayLauncher(Launcher):
                 state,
                 exit_code=int(code),
                 error=info.message if state == FAILED else None,
+                stop_reason=stop_reason,
                 **{k: v for k, v in times.items() if v},
             )
         return state

@@ -4,10 +4,15 @@ beyond reading the templates in launchers/templates/, so dry runs, golden tests 
 `tp_job.sh` is the job-side wrapper every detached launcher starts: it runs the job beside itself and records the
 job's own start and end in job_state.json there (see the template's header). The Slurm batch script is submitit's
 own (`_make_sbatch_string`, pure), from the settings `sbatch_parameters` gives it.
+
+A job with diagnostics (`VerlJob.diagnostics`) also gets the monitor that runs beside it: `monitor_files` ships its
+modules (standard library only) as plain files next to the wrapper, because a remote host has the platform's verl/
+folder but not necessarily the platform itself, and the wrapper starts it.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -22,6 +27,8 @@ from trainer_platform.job import VerlJob
 WRAPPER = "tp_job.sh"
 RAY_ENTRY = "tp_ray_entry.sh"
 SBATCH = "tp_sbatch.sh"
+MONITOR = "tp_monitor.py"
+MONITOR_CONFIG = "tp_diagnostics.json"
 JOB_STATE = "job_state.json"
 CANCEL_REQUESTED = "cancel_requested"
 _TEMPLATES = Path(__file__).parent / "templates"
@@ -31,6 +38,19 @@ def with_interpreter(job: VerlJob, python: str) -> VerlJob:
     """The job with argv[0] (its interpreter, a path on the submitting machine) replaced by the interpreter where
     it runs."""
     return replace(job, argv=(python, *job.argv[1:])) if job.argv else job
+
+
+def monitor_files(job: VerlJob) -> dict[str, str]:
+    """The diagnostics monitor and its config, as files to put beside the job's wrapper; {} without diagnostics."""
+    if job.diagnostics is None:
+        return {}
+    from trainer_platform.diagnostics import monitor, rules
+    from trainer_platform.runs import metrics
+
+    sources = {MONITOR: monitor, "tp_diag_rules.py": rules, "tp_diag_metrics.py": metrics}
+    files = {name: Path(str(module.__file__)).read_text() for name, module in sources.items()}
+    files[MONITOR_CONFIG] = json.dumps(dict(job.diagnostics), indent=2) + "\n"
+    return files
 
 
 @cache
@@ -76,9 +96,11 @@ def render(
             setup=[line.strip() for line in setup if line.strip()],
             grace_ticks=max(1, int(grace_s * 10)),
             command=job.shell_line() if command is None else command,
+            monitor=job.diagnostics is not None,
+            python=python,
         )
     )
-    return {WRAPPER: wrapper}
+    return {WRAPPER: wrapper, **monitor_files(job)}
 
 
 def render_ray_entry(job: VerlJob, *, run_name: str, run_dir: str | None, python: str = "python") -> dict[str, str]:
@@ -92,9 +114,11 @@ def render_ray_entry(job: VerlJob, *, run_name: str, run_dir: str | None, python
             run_name=run_name,
             run_dir_expr='"$PWD"' if run_dir is None else shlex.quote(run_dir),
             command=job.shell_line(),
+            monitor=job.diagnostics is not None,
+            python=python,
         )
     )
-    return {RAY_ENTRY: text}
+    return {RAY_ENTRY: text, **monitor_files(job)}
 
 
 def sbatch_parameters(

@@ -32,7 +32,18 @@ from launchers.render import CANCEL_REQUESTED, JOB_STATE, SBATCH, render, render
 from trainer_platform.errors import SpecError
 from trainer_platform.job import VerlJob
 from trainer_platform.paths import verl_ext_dir
-from trainer_platform.runs import CANCELLED, FAILED, LOST, QUEUED, RUNNING, SUCCEEDED, RunDir, atomic_write, utc_now
+from trainer_platform.runs import (
+    CANCELLED,
+    FAILED,
+    LOST,
+    QUEUED,
+    RUNNING,
+    STOPPED,
+    SUCCEEDED,
+    RunDir,
+    atomic_write,
+    utc_now,
+)
 
 # Slurm job states -> ours while the job is not over; every other state means it is over
 _WAITING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "RESV_DEL_HOLD", "SUSPENDED"}
@@ -178,11 +189,11 @@ class SlurmLauncher(Launcher):
         self, run: RunDir, slurm_state: str, slurm_code: int, record: dict[str, Any] | None, handle: Handle
     ) -> str:
         """Persist the final state of a job Slurm has finished with."""
-        done = record is not None and record["state"] in (SUCCEEDED, FAILED, CANCELLED)
+        done = record is not None and record["state"] in (SUCCEEDED, FAILED, CANCELLED, STOPPED)
         code = int(record["exit_code"]) if done and record and record.get("exit_code") is not None else slurm_code
         extra: dict[str, Any] = {"slurm_state": slurm_state}
         if record:
-            extra.update({k: record[k] for k in ("pid", "host", "started") if record.get(k) is not None})
+            extra.update({k: record[k] for k in ("pid", "host", "started", "stop_reason") if record.get(k) is not None})
         if slurm_state.startswith("CANCELLED") or (done and record and record["state"] == CANCELLED):
             state = CANCELLED
         elif done and record:

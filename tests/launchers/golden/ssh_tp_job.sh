@@ -5,6 +5,8 @@
 #   bash tp_job.sh <secrets   run the job (the launcher starts it detached, in a session of its own)
 #   bash tp_job.sh --alive    exit 0 while the job recorded in job_state.json is still running
 #   bash tp_job.sh --cancel   stop the job and everything it started; its state becomes cancelled
+# With diagnostics on, tp_monitor.py runs beside the job: a rule whose action is stop writes its reason into
+# stop_requested and sends this wrapper SIGTERM; the state becomes stopped (the last checkpoint stays).
 set -u
 cd "$(dirname "$0")" || exit 1
 here=$PWD
@@ -26,9 +28,10 @@ exec >>train.log 2>&1 </dev/null
 now() { date -u +%Y-%m-%dT%H:%M:%S+00:00; }
 started=$(now)
 host=$(hostname)
-record() {  # STATE EXIT_CODE FINISHED (JSON literals); written whole, then renamed into place
-  printf '{"state": "%s", "pid": %d, "host": "%s", "started": "%s", "exit_code": %s, "finished": %s}\n' \
-    "$1" "$$" "$host" "$started" "$2" "$3" >job_state.json.tmp && mv -f job_state.json.tmp job_state.json
+record() {  # STATE EXIT_CODE FINISHED [STOP_REASON] (JSON literals); written whole, then renamed into place
+  printf '{"state": "%s", "pid": %d, "host": "%s", "started": "%s", "exit_code": %s, "finished": %s%s}\n' \
+    "$1" "$$" "$host" "$started" "$2" "$3" "${4:+, \"stop_reason\": $4}" >job_state.json.tmp &&
+    mv -f job_state.json.tmp job_state.json
 }
 members() {  # M=( the other processes of this session ), with no subshell that would count as one
   M=()
@@ -46,6 +49,7 @@ trap 'on_signal 143' TERM
 trap 'on_signal 130' INT
 trap 'on_signal 129' HUP
 
+rm -f stop_requested  # an earlier attempt's
 record running null null
 export TP_RUN_DIR="$here"
 export TP_VERL_EXT="$here"/../../code/verl-0123456789ab
@@ -63,7 +67,9 @@ wait "$child"; code=$?
 while kill -0 "$child" 2>/dev/null; do wait "$child"; code=$?; done
 members; [ -n "$cancelled" ] || [ ${#M[@]} = 0 ] || stop_members  # leftovers end with the job
 rm -f .tp_members
-if [ -e cancel_requested ]; then
+if [ -e stop_requested ]; then
+  record stopped "${cancelled:-$code}" "\"$(now)\"" "$(head -n 1 stop_requested)"
+elif [ -e cancel_requested ]; then
   record cancelled "${cancelled:-$code}" "\"$(now)\""
 elif [ -n "$cancelled" ]; then  # stopped by a signal nobody asked for here: a scheduler's requeue or preemption
   record failed "$cancelled" "\"$(now)\""
