@@ -35,7 +35,10 @@ def _config() -> dict[str, object]:
 
 def _job() -> VerlJob:
     return VerlJob(
-        entry_point="stand-in", argv=("python", "-c", WRITER), env={"TP_RUN_DIR": "${TP_RUN_DIR}"}, diagnostics=_config()
+        entry_point="stand-in",
+        argv=("python", "-c", WRITER),
+        env={"TP_RUN_DIR": "${TP_RUN_DIR}"},
+        diagnostics=_config(),
     )
 
 
@@ -62,7 +65,12 @@ def test_the_wrapper_records_stopped_with_the_reason(tmp_path: Path) -> None:
     final = record()
     assert final is not None and final["state"] == STOPPED, final
     reason = final["stop_reason"]
-    assert (reason["rule"], reason["metric"], reason["step"], reason["action"]) == ("non_finite", "train/loss", 3, "stop")
+    assert (reason["rule"], reason["metric"], reason["step"], reason["action"]) == (
+        "non_finite",
+        "train/loss",
+        3,
+        "stop",
+    )
     anomalies = [json.loads(line) for line in (tmp_path / "diagnostics.jsonl").read_text().splitlines()]
     assert [a["rule"] for a in anomalies] == ["non_finite"]
     assert "trainer_platform diagnostics: stopping the run" in (tmp_path / "train.log").read_text()
