@@ -1,4 +1,4 @@
-"""Config convention: every field in conf/ has a comment above it saying what it means (DESIGN.md)."""
+"""Config convention: every field in conf/ and sweeps/ has a comment above it saying what it means (DESIGN.md)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import pytest
 
 from conftest import REPO_ROOT
 
-YAMLS = sorted((REPO_ROOT / "conf").rglob("*.yaml"))
+YAMLS = sorted((REPO_ROOT / "conf").rglob("*.yaml")) + sorted((REPO_ROOT / "sweeps").glob("*.yaml"))
 # keys that are Hydra's own machinery, documented by Hydra
 _HYDRA = ("defaults", "hydra", "run", "sweep", "dir", "subdir", "output_subdir", "job", "chdir")
 
 
-@pytest.mark.parametrize("path", YAMLS, ids=lambda p: str(p.relative_to(REPO_ROOT / "conf")))
+@pytest.mark.parametrize("path", YAMLS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
 def test_every_field_has_a_comment(path) -> None:  # type: ignore[no-untyped-def]
     lines = path.read_text().splitlines()
     in_hydra = False

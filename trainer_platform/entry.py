@@ -8,6 +8,7 @@ prints and runs nothing; the overrides beside them are checked first, with our m
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from trainer_platform.errors import SpecError
 
@@ -18,7 +19,8 @@ USAGE = """usage: python train.py [key=value ...] [-m] [--cfg job|hydra|all [--r
   python train.py algorithm.lr=2e-6 train.steps=20  set single values
   python train.py ... dry_run=true                  print the exact verl command, launch nothing
   python train.py resume=true resume_dir=runs/NAME  continue a run from its last checkpoint
-  python train.py -m algorithm.lr=1e-6,2e-6         one run per value (a sweep)
+  python train.py -m algorithm.lr=1e-6,2e-6         one run per value (a sweep, in runs/<sweep>/)
+  python train.py -m +sweep=NAME                    a named sweep from sweeps/NAME.yaml (grid, zip, seeds, search)
   python train.py ... --cfg job [--resolve]         print the composed config (Hydra's --cfg; also --info)
   eval "$(python train.py -sc install=bash)"        tab completion of groups, options and keys in bash"""
 
@@ -67,6 +69,8 @@ def main(argv: list[str]) -> int:
         _check_flags(flags)
         if any(a in ("-m", "--multirun") for a in argv):
             return _multirun(argv)
+        if any(a.split("=", 1)[0].lstrip("+") == "sweep" for a in argv):
+            raise SpecError("sweep", "a sweep file runs many runs: it needs -m", "python train.py -m +sweep=NAME")
         from trainer_platform.pipeline import run_overrides
 
         return run_overrides(argv)
@@ -148,30 +152,30 @@ def _hydra_inspect(argv: list[str]) -> int:
 
 
 def _multirun(argv: list[str]) -> int:
-    """A sweep through Hydra's multirun: every run is composed and validated before any is prepared, then Hydra's
-    sweeper hands the runs to our launcher plugin (hydra_plugins/trainer_platform_launcher), which prepares each
-    into its run dir under run_root/<sweep name>/ and submits them all as one batch."""
-    import shutil
-    import tempfile
-
-    from trainer_platform import sweep
+    """A sweep: every run is composed and validated before any is prepared; then Hydra's sweeper (ours for a grid,
+    Optuna's for a search) hands the runs to our launcher plugin (hydra_plugins/trainer_platform_launcher), which
+    prepares each into its run dir under run_root/<sweep name>/ and submits each batch through one submit."""
     from trainer_platform.compose import check_hydra_keys
-    from trainer_platform.flags import override_values
-    from trainer_platform.sweep.batch import SweepSession, activate, deactivate
+    from trainer_platform.sweep import plan_sweep
 
     overrides = [a for a in argv if a not in ("-m", "--multirun")]
     check_hydra_keys(overrides)
-    session = SweepSession(axes=sweep.axes(overrides), name=override_values(overrides).get("name") or None)
-    if session.name in ("null", "None"):
-        session.name = None
-    sweep.check(overrides)
+    session, hydra_overrides = plan_sweep(overrides)
+    return _run_hydra_sweep(session, hydra_overrides)
+
+
+def _run_hydra_sweep(session: Any, hydra_overrides: list[str]) -> int:
+    import shutil
+    import tempfile
+
     import hydra
     from omegaconf import DictConfig
 
     from trainer_platform.paths import conf_dir, local_searchpath, repo_root
+    from trainer_platform.sweep.batch import activate, deactivate
 
     if str(repo_root()) not in sys.path:
-        sys.path.insert(0, str(repo_root()))  # Hydra finds our launcher plugin in the repo's hydra_plugins/
+        sys.path.insert(0, str(repo_root()))  # Hydra finds our plugins in the repo's hydra_plugins/
 
     @hydra.main(config_path=str(conf_dir()), config_name="train", version_base="1.3")
     def _never_called(cfg: DictConfig) -> None:  # our launcher plugin runs the jobs itself
@@ -180,7 +184,7 @@ def _multirun(argv: list[str]) -> int:
     saved = sys.argv
     scratch = tempfile.mkdtemp(prefix="tp-hydra-sweep-")  # Hydra's own multirun.yaml goes here, then away
     hydra_args = ["hydra/launcher=trainer_platform", f"hydra.sweep.dir={scratch}", *local_searchpath()]
-    sys.argv = [saved[0] if saved else "train.py", "-m", *overrides, *hydra_args]
+    sys.argv = [saved[0] if saved else "train.py", "-m", *hydra_overrides, *hydra_args]
     activate(session)
     try:
         _never_called()
@@ -191,9 +195,9 @@ def _multirun(argv: list[str]) -> int:
     if session.error is not None:
         raise session.error
     failures = [code for code in session.codes if code != 0]
+    if session.sweep_dir is not None:
+        print(f"sweep dir: {session.sweep_dir}", flush=True)
     if failures:
         print(f"{len(failures)} of {len(session.codes)} sweep run(s) failed", file=sys.stderr)
         return 2 if all(code == 2 for code in failures) else failures[0]
-    if session.sweep_dir is not None:
-        print(f"sweep dir: {session.sweep_dir}", flush=True)
     return 0

@@ -34,6 +34,8 @@ class SweepSession:
     sweep_file: str | None = None
     # extra manifest entries (the objective of a search, the sweep file's content)
     details: dict[str, Any] = field(default_factory=dict)
+    # the runs of a grid, expanded and validated by train.py (None: the sweeper chooses them, e.g. Optuna)
+    planned: list[list[str]] | None = None
     sweep_dir: Path | None = None
     runs: list[dict[str, Any]] = field(default_factory=list)
     codes: list[int] = field(default_factory=list)
@@ -142,7 +144,8 @@ def active_session(task_overrides: list[str] | None = None) -> SweepSession:
     if not _ACTIVE:
         from trainer_platform.sweep.overrides import axes
 
-        _ACTIVE.append(SweepSession(axes=axes(list(task_overrides or []))))
+        overrides = list(task_overrides or [])
+        _ACTIVE.append(SweepSession(axes=axes(overrides)))
     return _ACTIVE[0]
 
 

@@ -57,19 +57,37 @@ def runs_to_check(overrides: list[str]) -> list[list[str]]:
 
 
 def check(overrides: list[str]) -> int:
-    """Compose and validate every run of the sweep before any launches; returns how many runs it has."""
+    """Compose and validate every run of a command-line sweep before any launches; returns how many runs it has."""
+    runs = combinations(overrides)
+    _validate(runs_to_check(overrides))
+    return len(runs)
+
+
+def check_runs(runs: list[list[str]]) -> None:
+    """Compose and validate the runs of a sweep (of a very large one, enough runs to try every value once)."""
+    if len(runs) <= _CHECK_EVERY_COMBINATION:
+        _validate(runs)
+        return
+    chosen: list[list[str]] = []
+    seen: set[str] = set()
+    for run in runs:
+        if not set(run) <= seen:
+            chosen.append(run)
+            seen |= set(run)
+    _validate(chosen)
+
+
+def _validate(runs: list[list[str]]) -> None:
     from trainer_platform.compose import compose_config
     from trainer_platform.spec import RunSpec
 
-    runs = combinations(overrides)
-    for run in runs_to_check(overrides):
+    for run in runs:
         try:
             RunSpec.from_config(compose_config(run))
         except SpecError as exc:
             raise SpecError(
                 exc.key, exc.problem, f"{exc.hint + '; ' if exc.hint else ''}in the sweep run: {' '.join(run)}"
             ) from None
-    return len(runs)
 
 
 # keys a sweep may not vary: one launcher takes the whole batch, and these steer the invocation itself

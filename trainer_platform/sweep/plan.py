@@ -1,0 +1,31 @@
+"""From `train.py -m ...` to a sweep: the command line's lists and/or a named sweep file (`+sweep=NAME`) expanded
+into runs and validated; nothing is written here."""
+
+from __future__ import annotations
+
+from trainer_platform.errors import SpecError
+from trainer_platform.flags import override_values
+from trainer_platform.sweep import files
+from trainer_platform.sweep.batch import SweepSession
+from trainer_platform.sweep.overrides import axes, check_runs, combinations
+
+
+def plan_sweep(overrides: list[str]) -> tuple[SweepSession, list[str]]:
+    """(the sweep session, the overrides Hydra composes with) for `train.py -m OVERRIDES`."""
+    file_name, rest = files.split_sweep_option(overrides)
+    name = override_values(rest).get("name") or None
+    name = None if name in ("null", "None") else name
+    if file_name is None:
+        runs = combinations(rest)
+        check_runs(runs)
+        session = SweepSession(axes=axes(rest), name=name, planned=runs)
+        return session, [*rest, "hydra/sweeper=trainer_platform"]
+    path, sweep = files.load(file_name)
+    details = {"file": files.describe(sweep)}
+    sweep_axes, runs = files.expand(path, sweep, rest)
+    try:
+        check_runs(runs)
+    except SpecError as exc:
+        raise SpecError(exc.key, exc.problem, f"{exc.hint} (from {path})") from None
+    session = SweepSession(axes=sweep_axes, name=name, sweep_file=path.stem, details=details, planned=runs)
+    return session, [*rest, "hydra/sweeper=trainer_platform"]
