@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainer_platform.data.files import MissingFileError, check_model_dir, check_parquet
 from trainer_platform.errors import SpecError, choices_hint
+from trainer_platform.rewards import VERL, check_reward, scorer_of
 
 if TYPE_CHECKING:
     from trainer_platform.spec import RunSpec
@@ -115,13 +116,10 @@ def _check_model(spec: RunSpec, defer_missing: bool) -> None:
 
 def _check_data_files(spec: RunSpec, defer_missing: bool) -> None:
     data = spec.data
-    reward_path = data.reward.path if data.reward else None
-    if reward_path not in (None, "builtin") and not Path(str(reward_path)).expanduser().is_file():
-        raise SpecError(
-            "data.reward.path",
-            f"reward function file {reward_path} does not exist",
-            "point it at a python file defining the function named by data.reward.name",
-        )
+    if data.reward is not None and spec.algorithm.kind == "rl":
+        check_reward(data.reward)
+    # verl 0.9.1's reward managers (naive, dapo) read reward_model.ground_truth of every row, whatever the function
+    # (a form-only scorer gets an empty ground truth): the column is needed even with our own reward
     if data.builtin is not None:
         return
     if not data.train_files:
@@ -133,7 +131,7 @@ def _check_data_files(spec: RunSpec, defer_missing: bool) -> None:
                     key,
                     Path(name).expanduser(),
                     data.format,
-                    has_reward_fn=reward_path is not None,
+                    has_reward_fn=False,
                     hint_missing=missing_data_hint(spec),
                 )
             except MissingFileError:
@@ -196,7 +194,7 @@ def check_effective(spec: RunSpec) -> None:
         for key in ("max_prompt_length", "max_response_length"):
             if getattr(data, key) is not None:
                 raise SpecError(f"data.{key}", f"{spec.algorithm.name} does not read it", "set data.max_length")
-        if data.reward is not None and data.reward.path is not None:
+        if data.reward is not None and scorer_of(data.reward) != VERL:
             raise SpecError("data.reward", f"{spec.algorithm.name} uses no reward function", "remove data.reward")
         if spec.train.val_before_train:
             raise SpecError(

@@ -14,7 +14,11 @@ def quote(value: str) -> str:
     """A string as a Hydra override value: bare when Hydra's grammar allows it, quoted otherwise."""
     if re.fullmatch(r"[\w./@%+~-]+", value) and not value.startswith("~"):
         return value
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    # inside Hydra's quoted strings a backslash is literal unless it precedes a quote (or ends the string): only
+    # those runs are doubled, so regexes and Windows-style paths arrive unchanged
+    escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)
+    escaped = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped)
+    return "'" + escaped + "'"
 
 
 def quote_list(items: tuple[str, ...]) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from trainer_platform.errors import SpecError, did_you_mean
 from trainer_platform.surgery.steps import OP_CLASSES, SurgerySpec
@@ -167,9 +167,41 @@ class BuiltinRows(_Strict):
     seed: int = 0
 
 
-class RewardSpec(_Strict):
+def _absolute_path(path: str | None) -> str | None:
+    """A user's file as an absolute path (the job runs in another directory; spec.yaml records where it was)."""
+    return None if path is None else str(Path(path).expanduser().absolute())
+
+
+class RewardTerm(_Strict):
+    """One weighted term of a composite reward (conf/data/*.yaml `reward:` documents each field)."""
+
+    scorer: str
+    weight: float = 1.0
+    options: dict[str, Any] = Field(default_factory=dict)
     path: str | None = None
     name: str = "compute_score"
+    label: str | None = None
+
+    @field_validator("path")
+    @classmethod
+    def absolute_path(cls, path: str | None) -> str | None:
+        return _absolute_path(path)
+
+
+class RewardSpec(_Strict):
+    """How RL responses are scored (trainer_platform.rewards checks it; verl/tp_rewards.py scores)."""
+
+    # null: custom when path is set, else verl's own scorer for each row's data_source
+    scorer: str | None = None
+    path: str | None = None
+    name: str = "compute_score"
+    options: dict[str, Any] = Field(default_factory=dict)
+    terms: tuple[RewardTerm, ...] = ()
+
+    @field_validator("path")
+    @classmethod
+    def absolute_path(cls, path: str | None) -> str | None:
+        return _absolute_path(path)
 
 
 DataFormat = Literal["messages", "prompts", "preference"]

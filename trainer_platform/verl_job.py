@@ -10,9 +10,10 @@ import hashlib
 from dataclasses import dataclass
 
 from trainer_platform.batch import BatchMath
-from trainer_platform.hydra_values import flatten_passthrough, merge_passthrough, quote, quote_list
+from trainer_platform.hydra_values import flatten_passthrough, literal, merge_passthrough, quote, quote_list
 from trainer_platform.job import RAY_ADDRESS, RUN_DIR, VERL_EXT, VerlJob
 from trainer_platform.planner import Plan
+from trainer_platform.rewards import CUSTOM, LIBRARY_FILE, LIBRARY_FUNCTION, VERL, reward_kwargs, scorer_of, user_files
 from trainer_platform.spec import DPOAlgorithm, RLAlgorithm, RunSpec, SFTAlgorithm
 from trainer_platform.steps import verl_total_epochs
 from trainer_platform.verl_memory import engine_memory_overrides, gradient_checkpointing, rl_memory_overrides
@@ -23,7 +24,7 @@ DPO_SCRIPT = "tp_dpo_trainer.py"
 CPU_PLATFORM_MODULE = "tp_cpu_platform"
 HF_ROLLOUT_MODULE = "tp_hf_rollout"
 CPU_VALUEHEAD_MODULE = "tp_cpu_valuehead"
-BUILTIN_REWARD = "tp_rewards.py"
+BUILTIN_REWARD = LIBRARY_FILE
 # a checkpoint at the end only: verl RL saves on the last step when save_freq > 0
 _SAVE_AT_END_ONLY = 1_000_000
 
@@ -96,9 +97,7 @@ def _input_files(spec: RunSpec, inputs: JobInputs) -> tuple[str, ...]:
     files = [*inputs.train_files, *inputs.val_files]
     if inputs.model_path.startswith("/"):
         files.insert(0, inputs.model_path)
-    reward = spec.data.reward
-    if reward is not None and reward.path not in (None, "builtin") and reward.path.startswith("/"):
-        files.append(reward.path)
+    files += user_files(spec.data.reward)
     return tuple(dict.fromkeys(f for f in files if f.startswith("/")))
 
 
@@ -241,9 +240,17 @@ def _rl_overrides(spec: RunSpec, algo: RLAlgorithm, plan: Plan, batch: BatchMath
 def _reward_overrides(spec: RunSpec, algo: RLAlgorithm, inputs: JobInputs) -> list[str]:
     out: list[str] = []
     reward = spec.data.reward
-    if reward is not None and reward.path is not None:
-        path = f"{inputs.verl_ext_dir}/{BUILTIN_REWARD}" if reward.path == "builtin" else reward.path
-        out += [f"reward.custom_reward_function.path={path}", f"reward.custom_reward_function.name={reward.name}"]
+    scorer = scorer_of(reward) if reward is not None else VERL
+    if reward is not None and scorer != VERL:
+        custom = scorer == CUSTOM
+        path = quote(reward.path or "") if custom else f"{inputs.verl_ext_dir}/{BUILTIN_REWARD}"
+        out += [
+            f"reward.custom_reward_function.path={path}",
+            f"reward.custom_reward_function.name={quote(reward.name) if custom else LIBRARY_FUNCTION}",
+        ]
+        kwargs = reward_kwargs(reward)
+        if kwargs:
+            out.append(f"+reward.custom_reward_function.reward_kwargs={literal(kwargs)}")
     if algo.filter_groups is not None:
         fg = algo.filter_groups
         out += [

@@ -73,6 +73,7 @@ MODELED_KEYS: dict[str, str] = {
     "critic.ppo_micro_batch_size_per_gpu": "algorithm.micro_batch_size_per_gpu",
     "reward.custom_reward_function.path": "data.reward.path",
     "reward.custom_reward_function.name": "data.reward.name",
+    "reward.custom_reward_function.reward_kwargs": "data.reward.options (or data.reward.terms)",
     "trainer.save_freq": "train.save_every",
     "trainer.test_freq": "train.eval_every",
     "trainer.total_training_steps": "train.steps",
