@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TextIO
 
 from rich.console import Console, Group, RenderableType
@@ -22,11 +22,15 @@ from rich.text import Text
 
 from trainer_platform.console.keys import fmt, fmt_duration
 from trainer_platform.console.view import Event, RunWatch, phase_label
+from trainer_platform.diagnostics.rules import DiagnosticsConfig
 from trainer_platform.runs import RunDir, Status
 
 POLL_S = 0.5
 # warnings listed in the live display (the most frequent first); the summary lists them too
 LIVE_WARNINGS = 6
+# characters of a metric's trend sparkline in the live display
+TREND_WIDTH = 12
+_BLOCKS = "▁▂▃▄▅▆▇█"
 
 
 def follow_run(
@@ -37,16 +41,22 @@ def follow_run(
     verbose: bool = False,
     stop: threading.Event | None = None,
     poll_s: float = POLL_S,
+    diagnostics: DiagnosticsConfig | None = None,
 ) -> Status:
     """Render `run_dir` until its status is terminal (or `stop` is set); return the last status read.
 
     `out`: where to write (default sys.stdout); `live`: the rich display (None: when `out` is a terminal);
-    `verbose`: also show train.log's lines as they come.
+    `verbose`: also show train.log's lines as they come; `diagnostics`: run these rules on each step and show what
+    fires (default: the run's own, see trainer_platform.diagnostics.for_run).
     """
     out = sys.stdout if out is None else out
     if live is None:
         live = out.isatty()
-    watch = RunWatch(run_dir, with_log_lines=verbose)
+    if diagnostics is None:
+        from trainer_platform.diagnostics.for_run import config_for_run
+
+        diagnostics = config_for_run(run_dir)
+    watch = RunWatch(run_dir, with_log_lines=verbose, diagnostics=diagnostics)
     return _follow_live(watch, out, stop, poll_s) if live else _follow_plain(watch, out, stop, poll_s)
 
 
@@ -102,6 +112,8 @@ def plain_line(watch: RunWatch, event: Event) -> str | None:
         return "  ".join(parts)
     if event.kind == "log":
         return event.text
+    if event.kind == "anomaly":
+        return f"anomaly: {event.text}"
     return None
 
 
@@ -112,6 +124,16 @@ def _follow_plain(watch: RunWatch, out: TextIO, stop: threading.Event | None, po
             out.write("\n".join(lines) + "\n")
             out.flush()
     return watch.status
+
+
+def sparkline(values: Sequence[float], width: int) -> str:
+    """The last `width` values as a one-line trend of block characters (empty when there are none)."""
+    points = [v for v in list(values)[-width:] if v == v and abs(v) != float("inf")]
+    if not points:
+        return ""
+    low, high = min(points), max(points)
+    span = (high - low) or 1.0
+    return "".join(_BLOCKS[min(len(_BLOCKS) - 1, int((v - low) / span * len(_BLOCKS)))] for v in points)
 
 
 def live_view(watch: RunWatch) -> RenderableType:
@@ -134,7 +156,12 @@ def live_view(watch: RunWatch) -> RenderableType:
     labels = list(watch.latest)
     metrics.add_row(*[Text(label, style="dim") for label in labels])
     metrics.add_row(*[fmt(watch.latest[label]) for label in labels])
+    metrics.add_row(*[Text(sparkline(watch.trends[label], TREND_WIDTH), style="cyan") for label in labels])
     parts.append(metrics)
+    fired = watch.detector.anomalies if watch.detector is not None else []
+    if fired:
+        parts.append(Text(f"anomalies ({len(fired)}, also in diagnostics.jsonl when the monitor ran)", style="red"))
+        parts += [Text(f"  {a.line()}", style="red", no_wrap=True, overflow="ellipsis") for a in fired[-LIVE_WARNINGS:]]
     if watch.log.warnings:
         common = watch.log.warnings.most_common(LIVE_WARNINGS)
         more = len(watch.log.warnings) - len(common)

@@ -9,6 +9,7 @@ summary, `status`) can split start-up from training time. A run already finished
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,12 +19,14 @@ import yaml
 
 from trainer_platform.console.keys import KeyMetric, key_metrics
 from trainer_platform.console.logscan import PHASE_LABELS, PHASES, STARTING_NO_RAY, LogScan, Tail
+from trainer_platform.diagnostics.rules import Detector, DiagnosticsConfig
 from trainer_platform.runs import RUNNING, RunDir, Status
 
 
 @dataclass(frozen=True)
 class Event:
-    # "phase" (name = phase), "step" (step, values = key metric values), or "log" (text = a train.log line)
+    # "phase" (name = phase), "step" (step, values = key metric values), "log" (text = a train.log line), or
+    # "anomaly" (name = rule, step, text = the anomaly's line)
     kind: str
     name: str = ""
     step: int = 0
@@ -76,10 +79,21 @@ def _rank(phase: str | None) -> int:
     return PHASES.index(phase) if phase in PHASES else -1
 
 
+# values kept per key metric for its trend sparkline
+TREND_POINTS = 40
+
+
 class RunWatch:
     """Follows one run directory; see the module docstring. `clock` gives the current time (seconds since epoch)."""
 
-    def __init__(self, run: RunDir, *, with_log_lines: bool = False, clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        run: RunDir,
+        *,
+        with_log_lines: bool = False,
+        clock: Callable[[], float] | None = None,
+        diagnostics: DiagnosticsConfig | None = None,
+    ) -> None:
         import time
 
         self.run = run
@@ -92,7 +106,11 @@ class RunWatch:
         self.step: int | None = None
         self.latest: dict[str, float | None] = {m.label: None for m in self.metrics}
         self.log = LogScan()
-        self._metrics_tail = Tail(run.metrics_path)
+        self._metrics = run.metrics_reader()
+        # the rules run on each new step (anomaly events); None: not shown
+        self.detector = Detector(diagnostics) if diagnostics is not None else None
+        # the last values of each key metric, for trend sparklines
+        self.trends: dict[str, deque[float]] = {m.label: deque(maxlen=TREND_POINTS) for m in self.metrics}
         self._log_tail = Tail(run.log_path)
         self._record = not self.status.terminal
         self._first_step: tuple[int, float] | None = None  # (step, time) of this attempt's first step
@@ -153,25 +171,24 @@ class RunWatch:
                 events.append(Event("log", text=line, at_s=self._now_s()))
             for phase in self.log.feed([line]):
                 events += self._enter(phase)
-        for line in self._metrics_tail.rest() if final else self._metrics_tail.read():
-            events += self._metrics_line(line)
+        for record in self._metrics.read(final=final):
+            events += self._metrics_record(record)
         return events
 
-    def _metrics_line(self, line: str) -> list[Event]:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            return []  # a torn write; verl writes whole lines
-        if not isinstance(record, dict) or not isinstance(record.get("data"), dict):
-            return []
+    def _metrics_record(self, record: dict[str, Any]) -> list[Event]:
         data: dict[str, Any] = record["data"]
         for metric in self.metrics:
             value = metric.value(data)
             if value is not None:
                 self.latest[metric.label] = value
+                self.trends[metric.label].append(value)
+        anomalies = [
+            Event("anomaly", name=a.rule, step=a.step, text=a.line(), at_s=self._now_s())
+            for a in (self.detector.feed(record) if self.detector is not None else [])
+        ]
         step = record.get("step")
         if not isinstance(step, int) or step < 1 or (self.step is not None and step <= self.step):
-            return []
+            return anomalies
         events = self._enter("training")
         now = self.clock()
         self.step = step
@@ -179,7 +196,7 @@ class RunWatch:
             self._first_step = (step, now)
         self._last_step_at = now
         values = {m.label: m.value(data) for m in self.metrics}
-        return [*events, Event("step", step=step, values=values, at_s=self._now_s())]
+        return [*events, Event("step", step=step, values=values, at_s=self._now_s()), *anomalies]
 
     def _enter(self, phase: str) -> list[Event]:
         """Move to `phase` if it comes later than the current one (or is training again after a save)."""
