@@ -18,19 +18,32 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any, BinaryIO, TextIO
 
 from launchers import proctree
 from launchers.base import Handle, Launcher, LaunchError
+from launchers.gpu_pool import GpuPool, default_max_parallel, machine_gpus
+from launchers.local_batch import LocalBatch
 from launchers.options import LocalOptions
 from launchers.render import MONITOR_CONFIG
 from trainer_platform.diagnostics.monitor import STOP_FILE, read_stop_reason
 from trainer_platform.job import VerlJob
 from trainer_platform.paths import local_placeholders
-from trainer_platform.runs import CANCELLED, FAILED, LOST, RUNNING, STOPPED, SUCCEEDED, RunDir, RunDirError, utc_now
+from trainer_platform.runs import (
+    CANCELLED,
+    FAILED,
+    LOST,
+    QUEUED,
+    RUNNING,
+    STOPPED,
+    SUCCEEDED,
+    RunDir,
+    RunDirError,
+    utc_now,
+)
 from trainer_platform.runs.status import exit_code_from_returncode
 
 # How long output is still read after the main process exits (leftover processes may hold the pipe open).
@@ -124,6 +137,8 @@ class _Job:
 
 # run dir path -> job, process-wide: any LocalLauncher instance in this process can wait on a job it started.
 _JOBS: dict[str, _Job] = {}
+# run dir path -> the batch it was submitted in (its jobs wait there until their GPUs are free)
+_BATCHES: dict[str, LocalBatch] = {}
 
 
 class LocalLauncher(Launcher):
@@ -148,16 +163,37 @@ class LocalLauncher(Launcher):
         self.console = console
 
     def submit(self, jobs: Sequence[VerlJob], run_dirs: Sequence[RunDir]) -> list[Handle]:
-        pairs = zip(jobs, run_dirs, strict=True)
-        return [self._submit_one(job.resolve(local_placeholders(run.path)), run) for job, run in pairs]
+        """Start the jobs as one batch: each when its GPUs are free and fewer than launcher.max_parallel run
+        (the others wait `queued`), with its own disjoint CUDA_VISIBLE_DEVICES (launchers/local_batch.py)."""
+        items = [(job.resolve(local_placeholders(run.path)), run) for job, run in zip(jobs, run_dirs, strict=True)]
+        for _, run in items:
+            self._refuse_running(run)
+        opts = self.options
+        gpus = machine_gpus(None if opts is None or opts.gpus is None else list(opts.gpus))
+        if not gpus:  # no GPU seen here: nothing to split, jobs run as they are (CPU jobs, or CUDA's own view)
+            items = [(replace(job, gpus_per_node=0), run) for job, run in items]
+        limit = opts.max_parallel if opts is not None and opts.max_parallel is not None else None
+        if limit is None:
+            limit = default_max_parallel(gpus, [job.gpus_per_node for job, _ in items])
+        batch = LocalBatch(items, GpuPool(gpus, limit), self._start, self._ended)
+        for _, run in items:
+            _BATCHES[_key(run)] = batch
+        return batch.submit()
 
-    def _submit_one(self, job: VerlJob, run_dir: RunDir) -> Handle:
+    def _refuse_running(self, run_dir: RunDir) -> None:
         if run_dir.read_status().state == RUNNING:
             old = run_dir.load_handle()
             if old is None or old.get("launcher") != self.name or self.status(_handle(old, run_dir)) == RUNNING:
                 raise RunDirError(f"{run_dir.path} is already running; cancel it first (trainer-platform cancel)")
+
+    @staticmethod
+    def _ended(run_dir: RunDir) -> bool:
+        job = _JOBS.get(_key(run_dir))
+        return job is None or not job.pump.is_alive()
+
+    def _start(self, job: VerlJob, run_dir: RunDir, extra_env: dict[str, str]) -> Handle:
         argv = [sys.executable if job.argv[0] == "python" else job.argv[0], *job.argv[1:]]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **job.env}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **job.env, **extra_env}
         (run_dir.path / STOP_FILE).unlink(missing_ok=True)  # an earlier attempt's
         log = run_dir.open_log()
         try:
@@ -189,12 +225,8 @@ class LocalLauncher(Launcher):
     # ---- wait ----------------------------------------------------------------------------------------------------
 
     def wait(self, handle: Handle) -> int:
-        job = _JOBS.get(_key(handle.run_dir))
-        if job is None:  # started by another process: follow its status
-            while self.status(handle) == RUNNING:
-                time.sleep(0.5)
-            code = handle.rundir.read_status().exit_code
-            return 1 if code is None else code
+        key = _key(handle.run_dir)
+        batch = _BATCHES.get(key)
         signals: list[int] = []
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -205,10 +237,22 @@ class LocalLauncher(Launcher):
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, on_signal)
         try:
+            while batch is not None and batch.waiting(handle.rundir):  # queued: it starts when others end
+                if signals:
+                    self._stop_batch(batch, 128 + signals[0])
+                time.sleep(_POLL_S)
+            job = _JOBS.get(key)
+            if job is None:  # started by another process, or already ended: follow its status
+                while self.status(handle) in (RUNNING, QUEUED):
+                    time.sleep(0.5)
+                code = handle.rundir.read_status().exit_code
+                return 1 if code is None else code
             while job.pump.is_alive():
                 job.pump.join(_POLL_S)
                 if signals and job.cancel_code is None:
                     job.cancel_code = 128 + signals[0]
+                    if batch is not None:
+                        self._stop_batch(batch, job.cancel_code, but=job)
                     # a second Ctrl-C skips the grace period
                     proctree.terminate_group(job.popen.pid, self.grace_s, hurry=lambda: len(signals) > 1)
         finally:
@@ -218,6 +262,17 @@ class LocalLauncher(Launcher):
         if job.cancel_code is not None:
             return job.cancel_code
         return exit_code_from_returncode(job.popen.wait())
+
+    def _stop_batch(self, batch: LocalBatch, code: int, but: _Job | None = None) -> None:
+        """A signal while following a batch stops all of it: queued jobs never start, running ones are stopped."""
+        batch.cancel_all()
+        for item in batch.items:
+            other = _JOBS.get(_key(item.run))
+            if other is not None and other is not but and other.cancel_code is None and other.pump.is_alive():
+                other.cancel_code = code
+                threading.Thread(
+                    target=proctree.terminate_group, args=(other.popen.pid, self.grace_s), daemon=True
+                ).start()
 
     # ---- management from any process -----------------------------------------------------------------------------
 
@@ -231,8 +286,12 @@ class LocalLauncher(Launcher):
     def status(self, handle: Handle) -> str:
         run_dir = handle.rundir
         state = run_dir.read_status().state
+        if state == QUEUED and handle.data.get("queued"):
+            return QUEUED if _submitter_alive(handle) or _BATCHES.get(_key(run_dir)) else LOST
         if state != RUNNING:
             return state
+        if "pid" not in handle.data:  # the handle from submit of a job queued then: read the current one
+            handle = _handle(run_dir.load_handle() or {}, run_dir)
         job = _JOBS.get(_key(run_dir))
         if job is not None and job.pump.is_alive():
             return RUNNING
@@ -256,6 +315,12 @@ class LocalLauncher(Launcher):
         if host != socket.gethostname():
             raise LaunchError(f"{run_dir.path} runs on host {host!r}; cancel it from there")
         run_dir.write_status(cancel_requested=utc_now())
+        if "pid" not in handle.data:
+            current = run_dir.load_handle() or {}
+            if "pid" not in current.get("data", {}):  # queued: it never starts (its batch sees cancel_requested)
+                run_dir.write_status(CANCELLED)
+                return
+            handle = _handle(current, run_dir)
         if self._is_ours(handle):
             proctree.terminate_group(int(handle.data["pgid"]), self.grace_s)
         job = _JOBS.get(_key(run_dir))
@@ -291,6 +356,15 @@ def _start_monitor(job: VerlJob, run_dir: RunDir, pgid: int) -> subprocess.Popen
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def _submitter_alive(handle: Handle) -> bool:
+    """Whether the process that queued this job (and would start it) still runs."""
+    data = handle.data
+    if data.get("host") != socket.gethostname() or "submitter_pid" not in data:
+        return True  # another host: its status file is all we can know
+    pid = int(data["submitter_pid"])
+    return proctree.start_ticks(pid) == data.get("submitter_ticks") and proctree.start_ticks(pid) is not None
 
 
 def _handle(data: dict[str, Any], run_dir: RunDir) -> Handle:

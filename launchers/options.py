@@ -36,6 +36,10 @@ class LocalOptions(LauncherOptions):
     wait: bool = True
     # seconds between SIGTERM and SIGKILL when a run is stopped
     grace_s: float = Field(default=10.0, ge=0)
+    # most jobs of a sweep running at once (null: as many as the GPUs hold side by side; 1 on a CPU-only machine)
+    max_parallel: int | None = Field(default=None, gt=0)
+    # the GPU ids of this machine local jobs may use (null: CUDA_VISIBLE_DEVICES, else every GPU nvidia-smi lists)
+    gpus: tuple[int, ...] | None = None
 
     @field_validator("wait")
     @classmethod
