@@ -22,7 +22,8 @@ JOB = """
     import json, os, time
     start = time.time()
     time.sleep(1.5)
-    json.dump({"gpus": os.environ.get("CUDA_VISIBLE_DEVICES"), "start": start, "end": time.time()}, open("ran.json", "w"))
+    gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
+    json.dump({"gpus": gpus, "start": start, "end": time.time()}, open("ran.json", "w"))
 """
 
 
