@@ -27,17 +27,28 @@ ESTIMATE_NOTE = (
 
 @dataclass(frozen=True)
 class Fit:
-    """What the fit check decided."""
+    """What the fit check decided: the search's choice and the capacity and margin it was checked against."""
 
-    settings: Settings
-    estimate: Estimate
-    # "yes" | "tight" (fits only when sequences are short on average) | "over" (CPU: above host memory, a warning)
-    verdict: str
-    # (setting, value, why)
-    reasons: tuple[tuple[str, str, str], ...]
+    choice: Choice
     # GPU (or host) memory per rank the estimate was checked against, GiB
     capacity_gib: float
     margin: float
+
+    @property
+    def settings(self) -> Settings:
+        return self.choice.settings
+
+    @property
+    def estimate(self) -> Estimate:
+        return self.choice.estimate
+
+    @property
+    def verdict(self) -> str:
+        return self.choice.verdict
+
+    @property
+    def reasons(self) -> tuple[tuple[str, str, str], ...]:
+        return self.choice.reasons
 
 
 def workload(spec: RunSpec, world: int, gpus_per_node: int, engine: str | None) -> Workload:
@@ -120,9 +131,8 @@ def fit_run(
         )
         est = estimate(facts, w, s, cap)
         verdict = "yes" if est.fits(margin) else "tight" if estimate(facts, w, s, cap, FILL_FLOOR).fits() else "over"
-        return Fit(
-            s, est, verdict, (("platform", "cpu", "settings of the CPU path; estimate vs host memory"),), cap, margin
-        )
+        reasons = (("platform", "cpu", "settings of the CPU path; estimate vs host memory"),)
+        return Fit(Choice(s, est, verdict, reasons), cap, margin)
     cap = memory_gib or (gpu.memory_gib if (gpu := gpu_by_slug(accelerator)) else 0.0)
     if not cap:
         return None
@@ -130,7 +140,7 @@ def fit_run(
     choice = choose(facts, w, cap, margin, user, dynamic_default)
     if choice.verdict == "no":
         raise _refusal(choice.estimate, accelerator, cheapest_fix(facts, w, cap, margin, user, dynamic_default))
-    return Fit(choice.settings, choice.estimate, choice.verdict, choice.reasons, cap, margin)
+    return Fit(choice, cap, margin)
 
 
 def _refusal(est: Estimate, accelerator: str, fix: tuple[str, Choice] | None) -> SpecError:

@@ -49,7 +49,8 @@ class Choice:
 
     settings: Settings
     estimate: Estimate
-    # "yes": fits with the margin at full length; "tight": only when sequences average <= FILL_FLOOR of the max
+    # "yes": fits with the margin at full length; "tight": only when sequences average <= FILL_FLOOR of the max;
+    # "no": nothing fits (the caller refuses); "over": a CPU run above host memory (a warning)
     verdict: str
     reasons: tuple[tuple[str, str, str], ...]
 
