@@ -33,11 +33,11 @@ def test_known_good_configurations_are_judged_fitting() -> None:
     missed = sorted(k for k, v in good.items() if v == "no")
     # one miss, measured: the 7B LoRA tuning script's own bisection edge (100 prompts per GPU, where 102 OOMed)
     assert missed == ["tuning-7b-lora-1xh100-bisected"], missed
-    assert len(good) - len(missed) >= 20
+    assert len(good) - len(missed) >= 25
 
 
 def test_oom_reports_are_never_judged_comfortable() -> None:
     found = verdicts()
     oom = {k: v for k, (o, v) in found.items() if o == "oom"}
     assert oom and all(v != "yes" for v in oom.values()), oom
-    assert sum(v == "no" for v in oom.values()) >= 1
+    assert sum(v == "no" for v in oom.values()) >= 2

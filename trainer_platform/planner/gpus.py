@@ -4,7 +4,8 @@ Memory is the total the driver reports (nvidia-smi `memory.total`, rocm-smi for 
 under the marketing figure (an "80 GB" H100 reports 81559 MiB = 79.6 GiB). Sources: NVIDIA data sheets for the
 nominal sizes; the reported totals are the values nvidia-smi prints on those boards (A100 40/80 GB: 40960/81920
 MiB, H100/H800 SXM: 81559 MiB, H200: 143771 MiB, B200: 183359 MiB, L40S: 46068 MiB, RTX 4090: 24564 MiB,
-RTX 5090: 32607 MiB), AMD's MI300X data sheet (192 GB HBM3).
+RTX 5090: 32607 MiB), AMD's MI300X data sheet (192 GB HBM3); the A10 (24 GB GDDR6) at the 21.99 GiB total PyTorch
+reports in verl issue #1141's OOM message.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ GPUS: tuple[GPU, ...] = (
     GPU("b200", 179.1, 2250, ("b200",)),
     GPU("l40s", 45.0, 362, ("l40s",)),
     GPU("a6000", 47.5, 155, ("rtx a6000",)),
+    # "a10" is matched after the longer "a100" names (longest name first)
+    GPU("a10", 22.0, 125, ("a10g", "a10")),
     GPU("rtx4090", 24.0, 165, ("rtx 4090",)),
     GPU("rtx5090", 31.8, 210, ("rtx 5090",)),
     GPU("mi300x", 192.0, 1307, ("mi300x",)),
