@@ -170,5 +170,9 @@ def test_gpu_table_names() -> None:
     assert gpu_by_device_name("NVIDIA A100-SXM4-80GB").memory_gib == 80.0  # type: ignore[union-attr]
     assert gpu_by_device_name("NVIDIA GeForce RTX 4090").slug == "rtx4090"  # type: ignore[union-attr]
     assert gpu_by_device_name("AMD Instinct MI300X").memory_gib == 192.0  # type: ignore[union-attr]
+    # "a10" must not swallow A100 names (longest name first), and A10/A10G boards are found
+    assert gpu_by_device_name("NVIDIA A10").slug == "a10"  # type: ignore[union-attr]
+    assert gpu_by_device_name("NVIDIA A10G").slug == "a10"  # type: ignore[union-attr]
+    assert gpu_by_device_name("NVIDIA A100 80GB PCIe").slug == "a100_80g"  # type: ignore[union-attr]
     for slug in ("a100_40g", "a100_80g", "h100", "h200", "b200", "l40s", "rtx4090", "rtx5090", "mi300x"):
         assert gpu_by_slug(slug) is not None, slug
