@@ -238,9 +238,11 @@ def _sync_back(sftp: paramiko.SFTPClient, remote: str, run: RunDir) -> None:
     if new:
         with run.open_log() as log:
             log.write(new)
-    metrics = sshconn.read_file(sftp, f"{remote}/metrics.jsonl")
-    if metrics is not None and (not run.metrics_path.exists() or run.metrics_path.read_bytes() != metrics):
-        atomic_write(run.metrics_path, metrics)
+    for name in ("metrics.jsonl", "diagnostics.jsonl"):  # the diagnostics monitor's anomaly records too
+        remote_bytes = sshconn.read_file(sftp, f"{remote}/{name}")
+        local = run.path / name
+        if remote_bytes is not None and (not local.exists() or local.read_bytes() != remote_bytes):
+            atomic_write(local, remote_bytes)
     pointer = sshconn.read_file(sftp, f"{remote}/checkpoints/latest_checkpointed_iteration.txt")
     if pointer:
         run.checkpoints_dir.mkdir(exist_ok=True)

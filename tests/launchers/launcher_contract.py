@@ -22,6 +22,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ import pytest
 from launchers.base import Handle, Launcher, handle_of, launcher_for
 from launchers.proctree import pid_alive
 from trainer_platform.job import VerlJob
-from trainer_platform.runs import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, RunDir
+from trainer_platform.runs import CANCELLED, FAILED, QUEUED, RUNNING, STOPPED, SUCCEEDED, RunDir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -228,3 +229,32 @@ class LauncherContract:
         assert launcher.wait(launcher.submit([again], [run])[0]) == 0
         assert run.read_status().state == SUCCEEDED
         assert run.log_path.read_text() == "first attempt\nsecond attempt\n"
+
+    @pytest.mark.timeout(120)
+    def test_a_diagnostics_stop_rule_ends_the_run_as_stopped(self, make_launcher: MakeLauncher, tmp_path: Path) -> None:
+        """The monitor beside the job (trainer_platform.diagnostics) sees a NaN loss at step 3 and stops the job;
+        the run ends `stopped` with the rule, metric and step as its reason."""
+        from trainer_platform.diagnostics import config_from_dict
+
+        launcher = make_launcher(io.StringIO())
+        writer = """
+            import json, os, time
+            path = os.path.join(os.environ["TP_RUN_DIR"], "metrics.jsonl")
+            for step in range(1, 400):
+                loss = float("nan") if step >= 3 else 1.0 / step
+                with open(path, "a") as f:
+                    f.write(json.dumps({"step": step, "data": {"train/loss": loss}}) + "\\n")
+                time.sleep(0.25)
+        """
+        job = replace(
+            python_job(writer, env={"TP_RUN_DIR": "${TP_RUN_DIR}"}),
+            diagnostics=config_from_dict({"poll_s": 0.2}).to_dict(),
+        )
+        run = new_run(tmp_path, job)
+        handle = launcher.submit([job], [run])[0]
+        assert launcher.wait(handle) != 0
+        status = run.read_status()
+        assert status.state == STOPPED, status
+        reason = status.extra["stop_reason"]
+        assert (reason["rule"], reason["metric"], reason["step"]) == ("non_finite", "train/loss", 3)
+        assert "trainer_platform diagnostics: stopping the run" in run.log_path.read_text()

@@ -44,6 +44,9 @@ def run(args: argparse.Namespace, out: Console) -> int:
     row(table, "run", str(run_dir.path))
     row(table, "state", state_text(launcher_state(run_dir)))
     row(table, "exit code", "-" if status.exit_code is None else str(status.exit_code))
+    reason = status.extra.get("stop_reason")
+    if isinstance(reason, dict):
+        row(table, "stopped by", f"{reason.get('rule')} at step {reason.get('step')}: {reason.get('message')}")
     row(table, "created", fmt_time(status.created))
     row(table, "started", fmt_time(status.started))
     row(table, "finished", fmt_time(status.finished))

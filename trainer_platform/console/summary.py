@@ -31,6 +31,11 @@ def summary_text(run_dir: RunDir) -> str:
     lines = [f"run {status.state}: {done}, {_wall_time(status)}"]
     if status.state != SUCCEEDED and status.exit_code is not None:
         lines[0] += f", exit code {status.exit_code}"
+    reason = status.extra.get("stop_reason")
+    if isinstance(reason, Mapping):
+        lines.append(
+            f"stopped by diagnostics: {reason.get('rule')} at step {reason.get('step')}: {reason.get('message')}"
+        )
     lines += metric_lines(key_metrics(kind), records)
     ckpt = run_dir.last_checkpoint_step()
     ckpt_dir = run_dir.checkpoints_dir / f"global_step_{ckpt}"
