@@ -20,19 +20,17 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from trainer_platform.console.keys import key_metrics
 from trainer_platform.console.view import run_facts
 from trainer_platform.runs.atomic import atomic_write
 from trainer_platform.runs.index import walk_run_dirs
 from trainer_platform.runs.rundir import RunDir, RunDirError
 from trainer_platform.runs.series import best, curves, last
+from trainer_platform.runs.specs import load_spec
 
 INDEX_FILE = ".runs-index.json"
 # bump when RunSummary or the fingerprint changes: an index of another version is rebuilt
 INDEX_VERSION = 1
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # a file changed this recently (seconds) may change again within the same timestamp tick, unseen by its stat: a
 # summary read from it is not trusted next time (git's "racily clean" rule)
 RACY_S = 2.0
@@ -104,14 +102,6 @@ def _is_racy(fp: list[Any], now_ns: int) -> bool:
     return newest >= now_ns - int(RACY_S * 1e9)
 
 
-def _spec(run: RunDir) -> dict[str, Any]:
-    try:
-        data = yaml.load(run.spec_path.read_text(), Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
-    except (OSError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _section_name(spec: dict[str, Any], section: str) -> str | None:
     value = spec.get(section)
     name = value.get("name") if isinstance(value, dict) else None
@@ -122,7 +112,7 @@ def summarize(run: RunDir, name: str, sweep: str) -> RunSummary:
     """Read one run dir into its summary; an unreadable one gives state "unreadable" and the reason."""
     try:
         status = run.read_status()
-        spec = _spec(run)
+        spec = load_spec(run.spec_path)
         kind, target, _ = run_facts(run)
         if target is None:
             steps = (spec.get("train") or {}).get("steps") if isinstance(spec.get("train"), dict) else None
