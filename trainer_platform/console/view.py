@@ -57,6 +57,11 @@ def run_facts(run: RunDir) -> tuple[str | None, int | None, bool]:
         kind = spec["algorithm"]["kind"]
     except (OSError, yaml.YAMLError, KeyError, TypeError):
         pass
+    return (kind, *job_facts(run))
+
+
+def job_facts(run: RunDir) -> tuple[int | None, bool]:
+    """(total optimizer steps, whether the job uses Ray) from job.json; None/False when it does not say."""
     total: int | None = None
     uses_ray = False
     try:
@@ -68,7 +73,7 @@ def run_facts(run: RunDir) -> tuple[str | None, int | None, bool]:
                 total = int(value) if value.isdigit() else None  # the last one wins, as in Hydra
     except (OSError, ValueError, AttributeError):
         pass
-    return kind, total, uses_ray
+    return total, uses_ray
 
 
 def phase_label(phase: str, uses_ray: bool) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer_platform.console.keys import key_metrics
-from trainer_platform.console.view import run_facts
+from trainer_platform.console.view import job_facts
 from trainer_platform.runs.atomic import atomic_write
 from trainer_platform.runs.index import walk_run_dirs
 from trainer_platform.runs.rundir import RunDir, RunDirError
@@ -72,10 +72,9 @@ class RunSummary:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunSummary:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+
+# the index stores a summary as the list of its field values in this order (compact, quick to load)
+SUMMARY_FIELDS = tuple(f.name for f in fields(RunSummary))
 
 
 def _stat_key(path: str) -> list[int] | None:
@@ -87,13 +86,13 @@ def _stat_key(path: str) -> list[int] | None:
 
 
 def fingerprint(run_path: str, status: os.stat_result) -> list[Any]:
-    """What must stay the same for a cached summary to hold: the run dir (any file renamed into it, e.g. an atomic
-    spec or handle write), status.json, metrics.jsonl (appended in place) and verl's checkpoint marker."""
+    """What must stay the same for a cached summary to hold: status.json (replaced atomically on every change, and
+    with it whenever the spec is rewritten by a resume), metrics.jsonl (appended in place, or archived by a resume)
+    and verl's checkpoint marker."""
     return [
         [status.st_mtime_ns, status.st_size, status.st_ino],
-        _stat_key(run_path),
-        _stat_key(os.path.join(run_path, "metrics.jsonl")),
-        _stat_key(os.path.join(run_path, "checkpoints", "latest_checkpointed_iteration.txt")),
+        _stat_key(f"{run_path}/metrics.jsonl"),
+        _stat_key(f"{run_path}/checkpoints/latest_checkpointed_iteration.txt"),
     ]
 
 
@@ -113,7 +112,9 @@ def summarize(run: RunDir, name: str, sweep: str) -> RunSummary:
     try:
         status = run.read_status()
         spec = load_spec(run.spec_path)
-        kind, target, _ = run_facts(run)
+        algorithm = spec.get("algorithm")
+        kind = str(algorithm["kind"]) if isinstance(algorithm, dict) and algorithm.get("kind") else None
+        target, _ = job_facts(run)
         if target is None:
             steps = (spec.get("train") or {}).get("steps") if isinstance(spec.get("train"), dict) else None
             target = steps if isinstance(steps, int) else None
@@ -154,7 +155,12 @@ def _load(index_path: Path) -> dict[str, Any]:
         data = json.loads(index_path.read_bytes())
     except (OSError, ValueError):
         return {}
-    if not isinstance(data, dict) or data.get("version") != INDEX_VERSION or not isinstance(data.get("runs"), dict):
+    if (
+        not isinstance(data, dict)
+        or data.get("version") != INDEX_VERSION
+        or data.get("fields") != list(SUMMARY_FIELDS)
+        or not isinstance(data.get("runs"), dict)
+    ):
         return {}
     return data["runs"]
 
@@ -181,27 +187,29 @@ def catalog(root: Path, *, use_index: bool = True, stats: ScanStats | None = Non
     summaries: list[RunSummary] = []
     stats = stats if stats is not None else ScanStats()
     for rel, status_stat in walk_run_dirs(root):
-        path = os.path.join(root, rel)
+        path = f"{root}/{rel}"
         fp = fingerprint(path, status_stat)
-        entry = cached.get(rel)
+        entry = cached.get(rel)  # [fingerprint, field values, racy]
         summary: RunSummary | None = None
-        trusted = isinstance(entry, dict) and entry.get("fp") == fp and not entry.get("racy")
-        if trusted and isinstance(entry, dict) and isinstance(entry.get("run"), dict):
+        if type(entry) is list and len(entry) == 3 and entry[0] == fp and entry[2] is False:
             try:
-                summary = RunSummary.from_dict(entry["run"])
+                summary = RunSummary(*entry[1])
             except TypeError:
                 summary = None
         if summary is None:
             sweep = rel.rpartition("/")[0]
             summary = summarize(RunDir(Path(path)), rel, sweep)
             stats.read += 1
-            entry = {"fp": fp, "run": summary.to_dict(), "racy": _is_racy(fp, time.time_ns())}
+            entry = [fp, [getattr(summary, f) for f in SUMMARY_FIELDS], _is_racy(fp, time.time_ns())]
         fresh[rel] = entry
         summaries.append(summary)
     stats.runs = len(summaries)
     if use_index and (stats.read or len(fresh) != len(cached)):
         try:
-            atomic_write(index_path, json.dumps({"version": INDEX_VERSION, "runs": fresh}, separators=(",", ":")))
+            atomic_write(
+                index_path,
+                json.dumps({"version": INDEX_VERSION, "fields": SUMMARY_FIELDS, "runs": fresh}, separators=(",", ":")),
+            )
             stats.saved = True
         except OSError:
             pass  # a read-only root: answer from the files, just slower next time

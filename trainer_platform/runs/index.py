@@ -26,10 +26,10 @@ def walk_run_dirs(root: Path, max_depth: int = MAX_DEPTH) -> Iterator[tuple[str,
         except OSError:
             return
         for name in children:
-            path = os.path.join(folder, name)
+            path = f"{folder}/{name}"
             rel = f"{prefix}{name}"
             try:
-                stat = os.stat(os.path.join(path, STATUS_FILE))
+                stat = os.stat(f"{path}/{STATUS_FILE}")
             except OSError:
                 if depth < max_depth:
                     yield from walk(path, f"{rel}/", depth + 1)
