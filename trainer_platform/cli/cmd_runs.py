@@ -71,6 +71,8 @@ def shown_state(root: Path, run: RunSummary) -> str:
         return run.state
     if run.state == PENDING and run.dry_run:
         return "dry run"
+    if not (root / run.name / "handle.json").exists():
+        return run.state  # never submitted: no launcher to ask
     try:
         return launcher_state(RunDir(root / run.name))
     except Exception:  # noqa: BLE001 - a launcher that cannot answer leaves the stored state
@@ -153,7 +155,8 @@ def show(args: argparse.Namespace, out: Console, *, detailed: bool) -> int:
         limit = TABLE_LIMIT
     shown = rows if limit is None else rows[:limit]
     if getattr(args, "json", False):
-        out.file.write(json.dumps([as_json(root, run, state) for run, state in shown], indent=1) + "\n")
+        lines = ",\n".join(json.dumps(as_json(root, run, state)) for run, state in shown)
+        out.file.write(f"[\n{lines}\n]\n" if lines else "[]\n")  # one run a line
         return 0
     if not rows:
         out.print(Text(f"no runs under {root}" + (" match the filters" if flt != RunFilter() else "")))

@@ -16,7 +16,7 @@ import json
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from trainer_platform.runs.index import walk_run_dirs
 from trainer_platform.runs.rundir import RunDir, RunDirError
 from trainer_platform.runs.series import best, curves, last
 from trainer_platform.runs.specs import load_spec
+from trainer_platform.runs.status import TERMINAL_STATES
 
 INDEX_FILE = ".runs-index.json"
 # bump when RunSummary or the fingerprint changes: an index of another version is rebuilt
@@ -70,7 +71,7 @@ class RunSummary:
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in SUMMARY_FIELDS}
 
 
 # the index stores a summary as the list of its field values in this order (compact, quick to load)
@@ -85,12 +86,16 @@ def _stat_key(path: str) -> list[int] | None:
     return [st.st_mtime_ns, st.st_size, st.st_ino]
 
 
-def fingerprint(run_path: str, status: os.stat_result) -> list[Any]:
-    """What must stay the same for a cached summary to hold: status.json (replaced atomically on every change, and
-    with it whenever the spec is rewritten by a resume), metrics.jsonl (appended in place, or archived by a resume)
-    and verl's checkpoint marker."""
+def fingerprint(run_path: str, status: os.stat_result, *, finished: bool) -> list[Any]:
+    """What must stay the same for a cached summary to hold: status.json (replaced atomically on every change, also
+    whenever a resume rewrites the spec), and while the run is not finished metrics.jsonl (appended in place) and
+    verl's checkpoint marker. A finished run's metrics and checkpoints change only through a resume, which rewrites
+    its status first; so for one, status.json alone is checked."""
+    status_key = [status.st_mtime_ns, status.st_size, status.st_ino]
+    if finished:
+        return [status_key]
     return [
-        [status.st_mtime_ns, status.st_size, status.st_ino],
+        status_key,
         _stat_key(f"{run_path}/metrics.jsonl"),
         _stat_key(f"{run_path}/checkpoints/latest_checkpointed_iteration.txt"),
     ]
@@ -188,18 +193,21 @@ def catalog(root: Path, *, use_index: bool = True, stats: ScanStats | None = Non
     stats = stats if stats is not None else ScanStats()
     for rel, status_stat in walk_run_dirs(root):
         path = f"{root}/{rel}"
-        fp = fingerprint(path, status_stat)
-        entry = cached.get(rel)  # [fingerprint, field values, racy]
+        entry: Any = cached.get(rel)  # [fingerprint, field values, racy]
         summary: RunSummary | None = None
-        if type(entry) is list and len(entry) == 3 and entry[0] == fp and entry[2] is False:
+        trusted = type(entry) is list and len(entry) == 3 and entry[2] is False and type(entry[0]) is list
+        if trusted and entry[0] == fingerprint(path, status_stat, finished=len(entry[0]) == 1):
             try:
                 summary = RunSummary(*entry[1])
             except TypeError:
                 summary = None
         if summary is None:
+            fp = fingerprint(path, status_stat, finished=False)  # taken before reading
             sweep = rel.rpartition("/")[0]
             summary = summarize(RunDir(Path(path)), rel, sweep)
             stats.read += 1
+            if summary.state in TERMINAL_STATES:
+                fp = fp[:1]
             entry = [fp, [getattr(summary, f) for f in SUMMARY_FIELDS], _is_racy(fp, time.time_ns())]
         fresh[rel] = entry
         summaries.append(summary)
