@@ -116,7 +116,8 @@ def main() -> int:
     ok = med["warm"] < WARM_TARGET_S
     verdict = "pass" if ok else "FAIL"
     print(
-        f"cold {med['cold']:.3f} s, warm {med['warm']:.3f} s wall {cpu_med['warm']:.3f} s cpu (target < {WARM_TARGET_S}), plain status scan "
+        f"cold {med['cold']:.3f} s, warm {med['warm']:.3f} s wall {cpu_med['warm']:.3f} s cpu "
+        f"(target < {WARM_TARGET_S}), plain status scan "
         f"{med['scan']:.3f} s; warm/scan cpu ratio {cpu_med['warm'] / cpu_med['scan']:.2f}; "
         f"`runs --json` warm, whole process {cli:.2f} s wall, {cli_cpu:.2f} s cpu: {verdict}"
     )
