@@ -51,7 +51,7 @@ def make_files(tmp: Path) -> None:
     _write_parquet(tmp / "rl_noreward.parquet", [{"prompt": turns[:1], "data_source": "x"}] * 4)
     _write_parquet(tmp / "rl_nosource.parquet", [{"prompt": turns[:1], "reward_model": {"ground_truth": "2"}}] * 4)
     _write_parquet(tmp / "pref_norejected.parquet", [{"prompt": turns[:1], "chosen": "2"}] * 4)
-    _write_parquet(tmp / "pref_strprompt.parquet", [{"prompt": "1+1?", "chosen": "2", "rejected": "3"}] * 4)
+    _write_parquet(tmp / "pref_strprompt.parquet", [{"prompt": 7, "chosen": "2", "rejected": "3"}] * 4)
     _write_parquet(tmp / "few.parquet", [{"messages": turns}] * 4)
     (tmp / "garbage.parquet").write_text("this is not parquet")
     (tmp / "dir.parquet").mkdir()
@@ -154,7 +154,16 @@ CASES = [
     Case("parquet-is-dir", (*SFT, f"data.train_files=[{T}/dir.parquet]"), "dir.parquet"),
     Case("gsm8k-missing", (*GSM, "data.dir=/nonexistent/gsm8k"), "GSM8K_DIR"),
     Case("rl-no-reward", (*GSM, f"data.train_files=[{T}/rl_noreward.parquet]", "data.val_files=null"), "reward_model"),
-    Case("rl-no-source", (*GSM, f"data.train_files=[{T}/rl_nosource.parquet]", "data.val_files=null"), "data_source"),
+    Case(
+        "rl-no-source",
+        (
+            *GSM,
+            f"data.train_files=[{T}/rl_nosource.parquet]",
+            "data.val_files=null",
+            "data.fields.data_source_default=null",
+        ),
+        "data_source",
+    ),
     Case("pref-no-rejected", (*DPO, f"data.train_files=[{T}/pref_norejected.parquet]"), "rejected"),
     Case("pref-str-prompt", (*DPO, f"data.train_files=[{T}/pref_strprompt.parquet]"), "prompt"),
     Case("val-file-missing", (*SFT, f"data.train_files=[{T}/few.parquet]", "data.val_files=[/no/val.parquet]"), "val"),

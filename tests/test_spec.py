@@ -113,13 +113,21 @@ def test_missing_data_file(tmp_path: Path) -> None:
     assert err.key == "data.train_files" and str(tmp_path / "train.parquet") in err.problem
 
 
-def test_data_file_lacking_columns(tmp_path: Path) -> None:
+def test_data_file_lacking_fields(tmp_path: Path) -> None:
+    import pandas as pd
+
+    pd.DataFrame({"text": ["1+1?"], "label": ["2"]}).to_parquet(tmp_path / "train.parquet")
+    pd.DataFrame({"text": ["1+1?"], "label": ["2"]}).to_parquet(tmp_path / "test.parquet")
+    err = error_of("algorithm=grpo", "data=gsm8k", f"data.dir={tmp_path}")
+    assert err.key == f"{tmp_path / 'train.parquet'} row 1" and "'question' is missing" in err.problem
+
+
+def test_gsm8k_answer_without_a_final_number_names_the_row(tmp_path: Path) -> None:
     import pandas as pd
 
     pd.DataFrame({"question": ["1+1?"], "answer": ["2"]}).to_parquet(tmp_path / "train.parquet")
-    pd.DataFrame({"question": ["1+1?"], "answer": ["2"]}).to_parquet(tmp_path / "test.parquet")
     err = error_of("algorithm=grpo", "data=gsm8k", f"data.dir={tmp_path}")
-    assert "prompt" in err.problem and "data_source" in err.problem and "question" in err.problem
+    assert err.key.endswith("train.parquet row 1") and "'answer'" in err.problem and "####" in err.problem
 
 
 def test_gsm8k_files_are_accepted(gsm8k_dir: Path) -> None:

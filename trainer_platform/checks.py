@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainer_platform.data.files import MissingFileError, check_model_dir, check_parquet
+from trainer_platform.data.files import MissingFileError, check_model_dir
 from trainer_platform.errors import SpecError, choices_hint
 from trainer_platform.rewards import VERL, check_reward, scorer_of
 
@@ -119,24 +119,10 @@ def _check_data_files(spec: RunSpec, defer_missing: bool) -> None:
     if data.reward is not None and spec.algorithm.kind == "rl":
         check_reward(data.reward)
     # verl 0.9.1's reward managers (naive, dapo) read reward_model.ground_truth of every row, whatever the function
-    # (a form-only scorer gets an empty ground truth): the column is needed even with our own reward
-    if data.builtin is not None:
-        return
-    if not data.train_files:
-        raise SpecError("data.train_files", "no training files given", "set data.train_files to parquet files")
-    for key, files in (("data.train_files", data.train_files), ("data.val_files", data.val_files or ())):
-        for name in files:
-            try:
-                check_parquet(
-                    key,
-                    Path(name).expanduser(),
-                    data.format,
-                    has_reward_fn=False,
-                    hint_missing=missing_data_hint(spec),
-                )
-            except MissingFileError:
-                if not defer_missing:
-                    raise
+    # (a form-only scorer gets an empty ground truth): the prepared RL rows always carry it (data/mapping.py)
+    from trainer_platform.data.validate import check_sources
+
+    check_sources(spec, defer_missing, missing_data_hint(spec))
 
 
 def defers_missing_files(spec: RunSpec) -> bool:
@@ -202,6 +188,12 @@ def check_effective(spec: RunSpec) -> None:
             )
     if data.builtin is None and data.builtin_rows is not None:
         raise SpecError("data.builtin_rows", "only built-in data reads it", "remove it, or pick a tiny_* data preset")
+    if data.builtin is not None:
+        for key in ("packaged", "fields", "split", "bad_rows"):
+            if getattr(data, key) is not None:
+                raise SpecError(
+                    f"data.{key}", f"data={data.name} is generated, it reads no source", "set data.train_files too"
+                )
     if data.builtin is not None and data.dir is not None:
         raise SpecError(
             "data.dir", f"data={data.name} is generated, it reads no folder", "set data.train_files to use your files"

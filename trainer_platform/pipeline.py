@@ -33,7 +33,7 @@ from trainer_platform.preflight import (
 )
 from trainer_platform.prepare import prepare
 from trainer_platform.resume import resume_target, saved_spec
-from trainer_platform.run_files import run_files
+from trainer_platform.run_files import data_files, run_files
 from trainer_platform.runs import RunDir, new_wandb_run_id, utc_now
 from trainer_platform.secrets_env import redact
 from trainer_platform.spec import RunSpec
@@ -216,8 +216,8 @@ def _prepare(request: RunRequest, the_plan: Plan, batch: BatchMath, launcher: An
     preparing = utc_now()
     print(f"trainer_platform: {run_summary(spec)}; {the_plan.world_size} x {the_plan.accelerator}", flush=True)
     try:
-        job, _ = _prepare_job(request, the_plan, batch, run.path)
-        files = {**run_files(spec, the_plan, job), **launcher.render(job, run)}
+        job, _, data_report = _prepare_job(request, the_plan, batch, run.path)
+        files = {**run_files(spec, the_plan, job), **data_files(data_report), **launcher.render(job, run)}
     except BaseException:
         if request.existing is None:
             run.release()
@@ -252,8 +252,8 @@ def _dry_run(request: RunRequest, the_plan: Plan, batch: BatchMath, launcher: An
     root = request.run_root
     name = request.run_name
     target = existing.path if existing is not None else root.absolute() / name
-    job, steps = _prepare_job(request, the_plan, batch, target)
-    files = {**run_files(spec, the_plan, job), **launcher.render(job, RunDir(target))}
+    job, steps, data_report = _prepare_job(request, the_plan, batch, target)
+    files = {**run_files(spec, the_plan, job), **data_files(data_report), **launcher.render(job, RunDir(target))}
     print(redact(dry_run_report(spec, the_plan, batch, job, steps)))
     what = f"resume {target}" if existing is not None else f"create {target} (or {name}-2, ... when taken)"
     print(f"a real run would {what}; nothing there was written")
@@ -265,9 +265,12 @@ def _dry_run(request: RunRequest, the_plan: Plan, batch: BatchMath, launcher: An
     return 0
 
 
-def _prepare_job(request: RunRequest, the_plan: Plan, batch: BatchMath, run_path: Path) -> tuple[VerlJob, int | None]:
+def _prepare_job(
+    request: RunRequest, the_plan: Plan, batch: BatchMath, run_path: Path
+) -> tuple[VerlJob, int | None, dict[str, Any]]:
     """Prepare model and data, check what needs them, build the job and check it against verl's schema (SpecError
-    if verl rejects it). Returns the job and the run's total optimizer steps (None when unknown)."""
+    if verl rejects it). Returns the job, the run's total optimizer steps (None when unknown) and the data
+    preparation's report (content hash, row counts; empty for built-in data)."""
     spec = request.spec
     prepared = prepare(spec, materialize=not spec.dry_run)
     check_runnable(spec, prepared.train_rows, the_plan.world_size, explicit_keys(request.argv))
@@ -283,7 +286,7 @@ def _prepare_job(request: RunRequest, the_plan: Plan, batch: BatchMath, run_path
     )
     job = replace(build_job(spec, the_plan, batch, inputs), diagnostics=monitor_settings(spec))
     check_job_against_verl(job, dpo_config_dir=verl_ext_dir() / "tp_dpo_config")
-    return job, total_steps(spec, prepared.train_rows, the_plan.world_size)
+    return job, total_steps(spec, prepared.train_rows, the_plan.world_size), prepared.data
 
 
 def monitor_settings(spec: RunSpec) -> dict[str, Any] | None:

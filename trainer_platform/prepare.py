@@ -6,7 +6,7 @@ used in place. `materialize=False` (dry runs) only computes the paths: nothing t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainer_platform.spec import RunSpec
@@ -24,16 +24,15 @@ class Prepared:
     val_files: tuple[str, ...]
     # rows in the training files, when they are readable here
     train_rows: int | None
+    # the data preparation's report (content hash, row counts; data/build.py), empty for built-in data
+    data: dict = field(default_factory=dict)
 
 
 def prepare(spec: RunSpec, *, materialize: bool = True) -> Prepared:
     """Resolve (and, unless `materialize` is False, build) the model and data of a spec."""
-    return Prepared(
-        model_path=_model_path(spec, materialize),
-        train_files=_train_files(spec),
-        val_files=_val_files(spec),
-        train_rows=_rows(_train_files(spec)),
-    )
+    model_path = _model_path(spec, materialize)
+    train, val, report = _data_files(spec, model_path, materialize)
+    return Prepared(model_path=model_path, train_files=train, val_files=val, train_rows=_rows(train), data=report)
 
 
 def _model_path(spec: RunSpec, materialize: bool) -> str:
@@ -69,16 +68,53 @@ def _builtin_data(spec: RunSpec):  # -> TinyDataset
     return ensure_tiny_dataset(spec.data.builtin, n_train=rows.train, n_val=rows.val, seed=rows.seed)
 
 
-def _train_files(spec: RunSpec) -> tuple[str, ...]:
-    if spec.data.builtin is not None:
-        return (str(_builtin_data(spec).train),)
-    return tuple(str(Path(f).expanduser().resolve()) for f in spec.data.train_files or ())
+def _data_files(spec: RunSpec, model_path: str, materialize: bool) -> tuple[tuple[str, ...], tuple[str, ...], dict]:
+    """(train files, val files, the preparation's report) verl reads. Built-in data is generated; a user's sources
+    are converted into the cache (data/build.py), or, for a dry run, named by the content hash they would get.
+    Sources not on this machine (a launcher that runs the job elsewhere) are passed on as they are."""
+    data = spec.data
+    if data.builtin is not None:
+        built = _builtin_data(spec)
+        return (str(built.train),), (str(built.val),), {}
+    train = tuple(str(Path(f).expanduser().resolve()) for f in data.train_files or ())
+    val = tuple(str(Path(f).expanduser().resolve()) for f in data.val_files or ())
+    if not all(Path(f).exists() for f in (*train, *val)):
+        return train, val, {}
+    from trainer_platform.data.build import load_prepared, prepare_data, prepared_folder
+
+    request = data_request(spec, model_path, train, val)
+    if materialize:
+        done = prepare_data(request)
+    else:
+        folder = prepared_folder(request)
+        if not (folder / "report.json").is_file():
+            split = request.split
+            has_val = bool(val or split.val_name or split.val_fraction > 0)
+            return (str(folder / "train.parquet"),), ((str(folder / "val.parquet"),) if has_val else ()), {}
+        done = load_prepared(folder)
+    return (str(done.train),), ((str(done.val),) if done.val else ()), done.counts
 
 
-def _val_files(spec: RunSpec) -> tuple[str, ...]:
-    if spec.data.builtin is not None:
-        return (str(_builtin_data(spec).val),)
-    return tuple(str(Path(f).expanduser().resolve()) for f in spec.data.val_files or ())
+def data_request(spec: RunSpec, model_path: str, train: tuple[str, ...], val: tuple[str, ...]):  # -> DataRequest
+    """What decides a spec's prepared data (data/build.py)."""
+    from trainer_platform.data.build import DataRequest
+    from trainer_platform.data.validate import data_settings
+
+    data = spec.data
+    fields, split, bad_rows = data_settings(data)
+    limit = data.max_prompt_length if spec.algorithm.kind == "rl" else data.max_length
+    assert limit is not None  # checked by the spec
+    return DataRequest(
+        name=data.name,
+        fmt=data.format,
+        train_sources=train,
+        val_sources=val,
+        fields=fields,
+        split=split,
+        bad_rows=bad_rows,
+        max_tokens=limit,
+        tokenizer=model_path,
+    )
 
 
 def _rows(files: tuple[str, ...]) -> int | None:

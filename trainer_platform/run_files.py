@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from trainer_platform.job import VerlJob
 from trainer_platform.paths import verl_ext_dir
@@ -50,3 +51,9 @@ def launch_script(job: VerlJob) -> str:
         f'export TP_VERL_EXT="${{TP_VERL_EXT:-{verl_ext_dir()}}}"\n'
         f"exec {job.shell_line()}\n"
     )
+
+
+def data_files(report: dict[str, Any]) -> dict[str, str]:
+    """data.json: the prepared data's content hash and row counts (read, bad, too long, train, val); none for
+    built-in data."""
+    return {"data.json": json.dumps(report, indent=2)} if report else {}

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from trainer_platform.data.settings import BadRows, FieldMap, SplitSettings
 from trainer_platform.errors import SpecError, did_you_mean
 from trainer_platform.surgery.steps import OP_CLASSES, SurgerySpec
 
@@ -219,6 +220,12 @@ class DataSpec(_Strict):
     max_prompt_length: PositiveInt | None = None
     max_response_length: PositiveInt | None = None
     reward: RewardSpec | None = None
+    # user data: a file inside an installed Python package read when no files are given (package/relative/path)
+    packaged: str | None = None
+    # user data: how source fields become verl's (null: verl's own names), the validation split, bad rows
+    fields: FieldMap | None = None
+    split: SplitSettings | None = None
+    bad_rows: BadRows | None = None
 
 
 class ComputeSpec(_Strict):

@@ -19,6 +19,10 @@ def apply_user_paths(cfg: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(model, Mapping) and model.get("builtin") is not None and model.get("path"):
         out["model"] = {**model, "builtin": None}
     data = out.get("data")
+    if isinstance(data, Mapping):
+        from trainer_platform.data.validate import resolve_data_paths
+
+        out["data"] = data = resolve_data_paths(data)
     if isinstance(data, Mapping) and data.get("builtin") is not None:
         if data.get("train_files"):
             out["data"] = {**data, "builtin": None, "builtin_rows": None}

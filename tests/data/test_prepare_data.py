@@ -1,0 +1,230 @@
+"""Sources -> verl parquet (trainer_platform/data): real files of every supported kind, the real tiny tokenizer."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from trainer_platform.data.build import DataRequest, prepare_data
+from trainer_platform.data.settings import BadRows, FieldMap, SplitSettings
+from trainer_platform.errors import SpecError
+
+GSM_FIELDS = FieldMap(
+    prompt="question",
+    ground_truth="answer",
+    ground_truth_pattern=r"####\s*(.+?)\s*$",
+    ground_truth_numeric=True,
+    data_source_default="openai/gsm8k",
+    instruction="{prompt} Answer after ####.",
+)
+QA = [{"question": f"What is {i} + 3?", "answer": f"{i} + 3 = {i + 3}\n#### {i + 3:,}"} for i in range(998, 1018)]
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir() -> str:
+    from trainer_platform.models.tiny import ensure_tiny_model
+
+    return str(ensure_tiny_model())
+
+
+def _request(tok: str, sources: list[Path], **kw: object) -> DataRequest:
+    base: dict = dict(
+        name="t",
+        fmt="prompts",
+        train_sources=tuple(str(s) for s in sources),
+        val_sources=(),
+        fields=GSM_FIELDS,
+        split=SplitSettings(),
+        bad_rows=BadRows(),
+        max_tokens=512,
+        tokenizer=tok,
+    )
+    return DataRequest(**{**base, **kw})
+
+
+def _rows(path: Path) -> list[dict]:
+    return pq.read_table(path).to_pylist()
+
+
+def _write_all_kinds(folder: Path) -> dict[str, Path]:
+    """The same 20 GSM8K-style rows as JSONL, JSON, CSV, parquet and two datasets.save_to_disk folders."""
+    import datasets
+    import pandas as pd
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {"jsonl": folder / "d.jsonl", "json": folder / "d.json", "csv": folder / "d.csv", "parquet": folder / "d.pq"}
+    out["jsonl"].write_text("".join(json.dumps(r) + "\n" for r in QA))
+    out["json"].write_text(json.dumps(QA))
+    with out["csv"].open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["question", "answer"])
+        writer.writeheader()
+        writer.writerows(QA)
+    out["parquet"] = folder / "d.parquet"
+    pd.DataFrame(QA).to_parquet(out["parquet"])
+    datasets.Dataset.from_list(QA).save_to_disk(str(folder / "hf"))
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(QA)}).save_to_disk(str(folder / "hfdict"))
+    out["hf"], out["hfdict"] = folder / "hf", folder / "hfdict"
+    return out
+
+
+def test_every_source_kind_gives_the_same_verl_rows(tmp_path: Path, tokenizer_dir: str) -> None:
+    sources = _write_all_kinds(tmp_path / "src")
+    results = {}
+    for kind, path in sources.items():
+        done = prepare_data(_request(tokenizer_dir, [path]), root=tmp_path / "cache")
+        results[kind] = _rows(done.train)
+        assert done.counts["read"] == 20 and done.counts["train"] == 20 and done.val is None
+    first = results["jsonl"]
+    for kind, rows in results.items():
+        assert [r["prompt"] for r in rows] == [r["prompt"] for r in first], kind
+        assert [r["reward_model"] for r in rows] == [r["reward_model"] for r in first], kind
+    row = first[0]
+    assert row["prompt"] == [{"role": "user", "content": "What is 998 + 3? Answer after ####."}]
+    assert row["reward_model"] == {"style": "rule", "ground_truth": "1001"}  # "1,001": the comma is dropped
+    assert row["data_source"] == "openai/gsm8k"
+
+
+def test_a_malformed_jsonl_line_is_named_by_file_and_line(tmp_path: Path, tokenizer_dir: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    lines = [json.dumps(r) for r in QA[:5]] + ['{"question": "x", "answer": ', json.dumps(QA[5])]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SpecError) as err:
+        prepare_data(_request(tokenizer_dir, [path]), root=tmp_path / "cache")
+    assert err.value.key == f"{path}:6" and "invalid JSON" in err.value.problem
+    assert not (tmp_path / "cache" / "data" / "prepared").exists() or not any(
+        p for p in (tmp_path / "cache" / "data" / "prepared").iterdir() if not p.name.startswith(".")
+    )
+
+
+@pytest.mark.parametrize(
+    ("row", "field", "problem"),
+    [
+        ({"answer": "#### 3"}, "question", "is missing"),
+        ({"question": "  ", "answer": "#### 3"}, "question", "is empty"),
+        ({"question": ["a"], "answer": "#### 3"}, "question[0]", "must be a {role, content} mapping"),
+        ({"question": "q", "answer": "3"}, "answer", "does not match the ground-truth pattern"),
+        ({"question": "q", "answer": "#### three"}, "answer", "is not a number"),
+        ({"question": "q", "answer": {"x": 1}}, "answer", "must be text or a number"),
+    ],
+)
+def test_bad_rows_name_file_line_and_field(
+    tmp_path: Path, tokenizer_dir: str, row: dict, field: str, problem: str
+) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps(QA[0]) + "\n\n" + json.dumps(row) + "\n")
+    with pytest.raises(SpecError) as err:
+        prepare_data(_request(tokenizer_dir, [path]), root=tmp_path / "cache")
+    assert err.value.key == f"{path}:3" and f"field {field!r}" in err.value.problem and problem in err.value.problem
+
+
+def test_skip_policy_counts_bad_rows_and_fails_over_the_threshold(tmp_path: Path, tokenizer_dir: str) -> None:
+    path = tmp_path / "some_bad.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in QA) + "not json\n" + '{"question": "q"}\n')
+    done = prepare_data(
+        _request(tokenizer_dir, [path], bad_rows=BadRows(policy="skip", max_fraction=0.1)), root=tmp_path / "c"
+    )
+    assert done.counts["bad"] == 2 and done.counts["train"] == 20 and done.counts["read"] == 22
+    assert done.counts["bad_examples"][0].startswith(f"{path}:21")
+    with pytest.raises(SpecError) as err:
+        prepare_data(_request(tokenizer_dir, [path], bad_rows=BadRows(policy="skip", max_fraction=0.05)))
+    assert err.value.key == "data.bad_rows" and "2 of 22" in err.value.problem
+
+
+def test_prepared_data_is_cached_by_content(tmp_path: Path, tokenizer_dir: str) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in QA))
+    first = prepare_data(_request(tokenizer_dir, [path]), root=tmp_path / "c")
+    stamp = first.train.stat().st_mtime_ns
+    start = time.perf_counter()
+    again = prepare_data(_request(tokenizer_dir, [path]), root=tmp_path / "c")
+    assert time.perf_counter() - start < 1.0 and again.folder == first.folder
+    assert again.train.stat().st_mtime_ns == stamp and again.hash == first.hash
+    other_mapping = prepare_data(_request(tokenizer_dir, [path], max_tokens=511), root=tmp_path / "c")
+    assert other_mapping.hash != first.hash
+    path.write_text("".join(json.dumps(r) + "\n" for r in QA[:-1]))  # the content changed: a new hash
+    assert prepare_data(_request(tokenizer_dir, [path]), root=tmp_path / "c").hash != first.hash
+
+
+def test_seeded_validation_split(tmp_path: Path, tokenizer_dir: str) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in QA))
+    split = SplitSettings(val_fraction=0.25, seed=3)
+    done = prepare_data(_request(tokenizer_dir, [path], split=split), root=tmp_path / "a")
+    again = prepare_data(_request(tokenizer_dir, [path], split=split), root=tmp_path / "b")
+    assert done.val is not None and again.val is not None
+    train, val = _rows(done.train), _rows(done.val)
+    assert len(train) == 15 and len(val) == 5 and _rows(again.val) == val
+    assert not {r["prompt"][0]["content"] for r in train} & {r["prompt"][0]["content"] for r in val}
+    assert [r["extra_info"]["index"] for r in val] == list(range(5))
+
+
+def test_prompts_over_the_limit_are_dropped_and_counted(tmp_path: Path, tokenizer_dir: str) -> None:
+    from trainer_platform.data.lengths import exact_lengths, load_tokenizer
+
+    rows = [*QA[:10], {"question": "What is 1 + 3? " * 40, "answer": "#### 4"}]
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = prepare_data(_request(tokenizer_dir, [path], max_tokens=64), root=tmp_path / "c")
+    assert done.counts["too_long"] == 1 and done.counts["train"] == 10
+    assert done.counts["too_long_examples"][0].startswith(f"{path}:11: ")
+    kept = _rows(done.train)
+    exact = exact_lengths(load_tokenizer(tokenizer_dir), [r["prompt"] for r in kept], True)
+    assert max(exact) <= 64
+
+
+def test_sft_rows_from_prompt_response_and_sharegpt(tmp_path: Path, tokenizer_dir: str) -> None:
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"prompt": "1+1?", "response": "2"}) + "\n")
+    sharegpt = tmp_path / "sharegpt.json"
+    turns = [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}, {"from": "human", "value": "1+1?"}]
+    sharegpt.write_text(json.dumps([{"conversations": [*turns, {"from": "gpt", "value": "2"}]}]))
+    req = _request(tokenizer_dir, [pairs], fmt="messages", fields=FieldMap(system="Be brief."), max_tokens=128)
+    rows = _rows(prepare_data(req, root=tmp_path / "c").train)
+    assert rows == [
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "1+1?"},
+                {"role": "assistant", "content": "2"},
+            ]
+        }
+    ]
+    req = _request(tokenizer_dir, [sharegpt], fmt="messages", fields=FieldMap(messages="conversations"), max_tokens=128)
+    (row,) = _rows(prepare_data(req, root=tmp_path / "c").train)
+    assert [t["role"] for t in row["messages"]] == ["user", "assistant", "user", "assistant"]
+
+
+def test_dpo_rows_from_text_and_from_paired_conversations(tmp_path: Path, tokenizer_dir: str) -> None:
+    text = tmp_path / "text.jsonl"
+    text.write_text(json.dumps({"prompt": "1+1?", "chosen": "2", "rejected": "3"}) + "\n")
+    paired = tmp_path / "paired.jsonl"
+    user = {"role": "user", "content": "1+1?"}
+    chosen = [user, {"role": "assistant", "content": "2"}]
+    rejected = [user, {"role": "assistant", "content": "3"}]
+    paired.write_text(json.dumps({"chosen": chosen, "rejected": rejected}) + "\n")
+    want = [{"prompt": [user], "chosen": "2", "rejected": "3"}]
+    for path in (text, paired):
+        req = _request(tokenizer_dir, [path], fmt="preference", fields=FieldMap(), max_tokens=128)
+        assert _rows(prepare_data(req, root=tmp_path / "c").train) == want
+    mismatched = tmp_path / "mismatched.jsonl"
+    other = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "5"}]
+    mismatched.write_text(json.dumps({"chosen": chosen, "rejected": other}) + "\n")
+    with pytest.raises(SpecError, match="does not share the prompt"):
+        prepare_data(_request(tokenizer_dir, [mismatched], fmt="preference", fields=FieldMap()), root=tmp_path / "c")
+
+
+def test_fast_token_lengths_equal_the_rendered_chat_template(tokenizer_dir: str) -> None:
+    from trainer_platform.data.lengths import exact_lengths, load_tokenizer, token_lengths
+
+    tok = load_tokenizer(tokenizer_dir)
+    rows = [
+        {"messages": [{"role": "user", "content": f"What is {i} * 7?"}, {"role": "assistant", "content": f"#### {i}"}]}
+        for i in range(200)
+    ]
+    fast, _ = token_lengths(tok, "messages", rows)
+    assert fast == exact_lengths(tok, [r["messages"] for r in rows], False)

@@ -1,0 +1,186 @@
+"""Reading the files users have: JSONL, JSON, CSV, parquet and local Hugging Face `datasets` folders.
+
+`source_files(path, split)` says which files a source is (cheap: no parsing, used for the content hash);
+`read_source(path, split)` parses them into plain rows, each with a label naming where it came from (`file:line` for
+JSONL and CSV, `file row N` otherwise). A row that cannot be parsed (invalid JSON, a JSON value that is not an
+object) is kept as a `RowProblem`, so the bad-row policy decides about it like any other malformed row. Nothing is
+downloaded: a hub name is refused with how to fetch the files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainer_platform.errors import SpecError
+
+# file name endings read as data, by reader
+SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+_HINT = "use JSONL, JSON, CSV, parquet or a folder written by datasets' save_to_disk"
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """A source row that could not be parsed: which field (or '' for the whole row) and why."""
+
+    field: str
+    problem: str
+
+
+@dataclass
+class SourceRows:
+    """The parsed rows of one source, with where each came from."""
+
+    path: Path
+    rows: list[dict[str, Any] | RowProblem] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+
+
+def source_files(path: Path, split: str = "train", *, key: str = "data.train_files") -> list[Path]:
+    """The data files of a source (a file, a dataset dir or a folder of data files); SpecError when unusable."""
+    if not path.exists():
+        raise SpecError(key, f"{path} does not exist", f"fix the path ({_HINT})")
+    if path.is_file():
+        if _kind(path) is None:
+            raise SpecError(key, f"{path}: unknown data file type {path.suffix!r}", _HINT)
+        return [path]
+    dict_file = path / "dataset_dict.json"
+    if dict_file.is_file():  # DatasetDict.save_to_disk: one folder per split
+        splits = _json_file(dict_file, key).get("splits", [])
+        if split not in splits:
+            raise SpecError(key, f"{path} has no split {split!r} (splits: {', '.join(splits)})", "set data.split")
+        return source_files(path / split, split, key=key)
+    state = path / "state.json"
+    if state.is_file():  # Dataset.save_to_disk: arrow stream files listed in state.json
+        names = [f["filename"] for f in _json_file(state, key).get("_data_files", [])]
+        if not names:
+            raise SpecError(key, f"{state} lists no data files", "save the dataset again with save_to_disk")
+        return [path / name for name in names]
+    files = sorted(p for p in path.rglob("*") if p.is_file() and _kind(p) and not p.name.startswith("."))
+    picked = [p for p in files if split in p.stem] or (files if split == "train" else [])
+    if not picked:
+        raise SpecError(key, f"{path} holds no {split} data files", f"put *{split}*.jsonl/.parquet/... there; {_HINT}")
+    parents = {p.parent for p in picked}
+    if len(parents) > 1:
+        where = ", ".join(sorted(str(p) for p in parents))
+        raise SpecError(key, f"{path} holds {split} files in several folders ({where})", "point at one of them")
+    return picked
+
+
+def read_source(path: Path, split: str = "train", *, key: str = "data.train_files") -> SourceRows:
+    """All rows of a source, in file order."""
+    out = SourceRows(path)
+    for file in source_files(path, split, key=key):
+        kind = _kind(file) or "arrow"
+        reader = {"jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "parquet": _read_parquet}
+        reader.get(kind, _read_arrow)(file, out, key)
+    return out
+
+
+def _kind(path: Path) -> str | None:
+    if path.suffix == ".arrow":
+        return "arrow"
+    return SUFFIXES.get(path.suffix.lower())
+
+
+def _json_file(path: Path, key: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SpecError(key, f"{path} is not valid JSON ({exc})", "save the dataset again with save_to_disk") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _add(out: SourceRows, value: Any, label: str) -> None:
+    out.labels.append(label)
+    if isinstance(value, dict):
+        out.rows.append(value)
+    else:
+        out.rows.append(RowProblem("", f"is a JSON {type(value).__name__}, not an object of fields"))
+
+
+def _read_jsonl(path: Path, out: SourceRows, key: str) -> None:
+    decode = json.JSONDecoder().decode
+    for number, line in enumerate(_text(path, key).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = decode(line)
+        except ValueError as exc:
+            out.labels.append(f"{path}:{number}")
+            out.rows.append(RowProblem("", f"invalid JSON ({exc})"))
+            continue
+        _add(out, value, f"{path}:{number}")
+
+
+def _read_json(path: Path, out: SourceRows, key: str) -> None:
+    try:
+        data = json.loads(_text(path, key))
+    except ValueError as exc:
+        raise SpecError(
+            key, f"{path} is not valid JSON ({exc})", "fix it, or write one object per line (JSONL)"
+        ) from None
+    if isinstance(data, dict):  # {"data": [...]} or {"train": [...], ...}
+        lists = [v for v in data.values() if isinstance(v, list)]
+        if len(lists) != 1:
+            raise SpecError(key, f"{path} holds an object, not a list of rows", "write a JSON list of row objects")
+        data = lists[0]
+    if not isinstance(data, list):
+        raise SpecError(key, f"{path} holds a JSON {type(data).__name__}, not a list of rows", "write a JSON list")
+    for index, value in enumerate(data, start=1):
+        _add(out, value, f"{path} row {index}")
+
+
+def _read_csv(path: Path, out: SourceRows, key: str) -> None:
+    import io
+
+    reader = csv.DictReader(io.StringIO(_text(path, key), newline=""))
+    if not reader.fieldnames:
+        raise SpecError(key, f"{path} has no header row", "put the field names on the first line")
+    line = reader.line_num
+    for row in reader:
+        out.labels.append(f"{path}:{line + 1}")
+        line = reader.line_num
+        if None in row:
+            out.rows.append(RowProblem("", f"has more values than the {len(reader.fieldnames)} header fields"))
+        else:
+            out.rows.append(dict(row))
+
+
+def _read_parquet(path: Path, out: SourceRows, key: str) -> None:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for a corrupt or non-parquet file
+        raise SpecError(key, f"{path} is not a readable parquet file ({exc.__class__.__name__})", _HINT) from None
+    _add_table(out, table, path)
+
+
+def _read_arrow(path: Path, out: SourceRows, key: str) -> None:
+    import pyarrow as pa
+
+    try:
+        with pa.memory_map(str(path)) as source:
+            table = pa.ipc.open_stream(source).read_all()
+    except Exception as exc:  # not an arrow stream
+        raise SpecError(key, f"{path} is not a readable arrow file ({exc.__class__.__name__})", _HINT) from None
+    _add_table(out, table, path)
+
+
+def _add_table(out: SourceRows, table: Any, path: Path) -> None:
+    start = len(out.rows)
+    out.rows.extend(table.to_pylist())
+    out.labels.extend(f"{path} row {i}" for i in range(1, len(out.rows) - start + 1))
+
+
+def _text(path: Path, key: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SpecError(key, f"{path} is not UTF-8 text (byte {exc.start})", "save it as UTF-8") from None
+    except OSError as exc:
+        raise SpecError(key, f"{path} cannot be read ({exc.strerror})", "check the path and its permissions") from None
