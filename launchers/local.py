@@ -212,6 +212,8 @@ class LocalLauncher(Launcher):
             raise LaunchError(f"{run_dir.path}: cannot start {argv[0]!r}: {e}") from e
         host = socket.gethostname()
         data = {"pid": popen.pid, "pgid": popen.pid, "host": host, "start_ticks": proctree.start_ticks(popen.pid)}
+        # the process whose reader thread writes the final status (see status(): gone but not yet recorded)
+        data.update(submitter_pid=os.getpid(), submitter_ticks=proctree.start_ticks(os.getpid()))
         handle = Handle(launcher=self.name, run_dir=_key(run_dir), data=data)
         run_dir.save_handle(handle.to_dict())
         run_dir.write_status(RUNNING, pid=popen.pid, host=host, launcher=self.name, cancel_requested=None, error=None)
@@ -301,7 +303,10 @@ class LocalLauncher(Launcher):
             return RUNNING
         # the process is gone; it may have written its final status meanwhile
         state = run_dir.read_status().state
-        return LOST if state == RUNNING else state
+        if state != RUNNING:
+            return state
+        # its submitter is still draining output / waiting for the monitor before it records the end: not lost yet
+        return RUNNING if "submitter_pid" in handle.data and _submitter_alive(handle) else LOST
 
     def logs(self, handle: Handle, follow: bool = False) -> Iterator[str]:
         return handle.rundir.iter_log(follow=follow, done=lambda: self.status(handle) != RUNNING)

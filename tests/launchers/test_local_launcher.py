@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from launcher_contract import REPO_ROOT, TREE_JOB, LauncherContract, MakeLauncher, new_run, python_job, wait_gone
+from launchers import proctree
 from launchers.base import (
     Handle,
     UnknownLauncherError,
@@ -146,6 +147,21 @@ def test_running_status_with_a_dead_process_is_lost(tmp_path: Path) -> None:
     assert LocalLauncher().wait(handle) == 1  # nothing to wait for
     other_host = Handle(launcher="local", run_dir=str(run.path), data={**data, "host": "elsewhere"})
     assert LocalLauncher().status(other_host) == RUNNING  # cannot check another host: trust status.json
+
+
+def test_a_gone_process_whose_submitter_has_not_recorded_its_end_yet_is_not_lost(tmp_path: Path) -> None:
+    # the submitter's reader thread drains output and waits for the diagnostics monitor before it writes the final
+    # status: in that window another process asking must not see `lost` (it did, under load: the contract test's
+    # detached status read `lost` after the job's own output had ended)
+    run = new_run(tmp_path, python_job("pass"))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    me = {"submitter_pid": os.getpid(), "submitter_ticks": proctree.start_ticks(os.getpid())}
+    data = {"pid": dead.pid, "pgid": dead.pid, "host": socket.gethostname(), "start_ticks": None, **me}
+    run.write_status(RUNNING, pid=dead.pid, host=socket.gethostname())
+    assert LocalLauncher().status(Handle(launcher="local", run_dir=str(run.path), data=data)) == RUNNING
+    gone = {**data, "submitter_pid": dead.pid, "submitter_ticks": 1}  # its submitter died without recording it
+    assert LocalLauncher().status(Handle(launcher="local", run_dir=str(run.path), data=gone)) == LOST
 
 
 @pytest.mark.timeout(60)
