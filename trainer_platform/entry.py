@@ -172,7 +172,7 @@ def _run_hydra_sweep(session: Any, hydra_overrides: list[str]) -> int:
     from omegaconf import DictConfig
 
     from trainer_platform.paths import conf_dir, local_searchpath, repo_root
-    from trainer_platform.sweep.batch import activate, deactivate
+    from trainer_platform.sweep.batch import SweepAborted, activate, deactivate
 
     if str(repo_root()) not in sys.path:
         sys.path.insert(0, str(repo_root()))  # Hydra finds our plugins in the repo's hydra_plugins/
@@ -185,9 +185,15 @@ def _run_hydra_sweep(session: Any, hydra_overrides: list[str]) -> int:
     scratch = tempfile.mkdtemp(prefix="tp-hydra-sweep-")  # Hydra's own multirun.yaml goes here, then away
     hydra_args = ["hydra/launcher=trainer_platform", f"hydra.sweep.dir={scratch}", *local_searchpath()]
     sys.argv = [saved[0] if saved else "train.py", "-m", *hydra_overrides, *hydra_args]
+    if session.sweeper == "optuna":
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # its study banner; the runs say what happens
     activate(session)
     try:
         _never_called()
+    except SweepAborted:
+        pass  # the session holds the error, reported below
     finally:
         sys.argv = saved
         deactivate()

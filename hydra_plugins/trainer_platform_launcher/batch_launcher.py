@@ -5,8 +5,8 @@ platform launcher the runs name (`launcher=local|ssh|ray|slurm`: a Slurm sweep i
 
 Hydra finds this module because `hydra_plugins` is a namespace package on sys.path. Each job's return value is its
 exit code, or, for a search that asks for one, the objective read from its metrics. A problem that stops the batch
-(bad input, a launcher that cannot start) is kept on the session for train.py to report after Hydra returns: Hydra
-would otherwise print a traceback and exit 1.
+(bad input, a launcher that cannot start) is kept on the session and SweepAborted (a BaseException, which Hydra lets
+through) ends the sweep: train.py then reports the problem itself (Hydra would print a traceback and exit 1).
 """
 
 from collections.abc import Sequence
@@ -36,21 +36,19 @@ class TrainerPlatformLauncher(Launcher):
         self.config = config
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from trainer_platform.sweep.batch import active_session
+        from trainer_platform.sweep.batch import SweepAborted, active_session
 
         assert self.config is not None
         task = OmegaConf.select(self.config, "hydra.overrides.task", default=[]) or []
         session = active_session([str(o) for o in task])
         jobs = [list(overrides) for overrides in job_overrides]
-        if session.error is not None:
-            return []  # an earlier batch failed: launch nothing more
         try:
             values: list[Any] = session.launch(jobs)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SweepAborted):
             raise
         except BaseException as exc:  # noqa: BLE001 - reported by train.py with its own message and exit code
             session.error = exc
-            return []
+            raise SweepAborted() from None
         return [_completed(overrides, value) for overrides, value in zip(jobs, values, strict=True)]
 
 

@@ -16,7 +16,10 @@ from launchers.options import LocalOptions
 from trainer_platform import pipeline
 from trainer_platform.errors import SpecError
 from trainer_platform.job import VerlJob
-from trainer_platform.runs import QUEUED, RunDir
+from trainer_platform.runs import QUEUED, STOPPED, SUCCEEDED, RunDir
+
+# the platform's own launcher lookup, for tests that must not get a double
+REAL_LOOKUP = pipeline._launcher_class
 
 
 class _Options(LocalOptions):
@@ -67,3 +70,31 @@ def batches_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     handlers, level = logging.root.handlers[:], logging.root.level  # Hydra's main configures logging
     yield Batches
     logging.root.handlers[:], logging.root.level = handlers, level
+
+
+class Scored(Batches):
+    """A waiting launcher whose 'training' is a formula: val/loss = (log10(lr) + 3)^2 (best at lr 1e-3), logged at
+    step 5; a trial with lr above 5e-2 is stopped by the grad-norm rule, as the diagnostics monitor would. It stands
+    in for training in the fast search tests (tests/e2e/test_sweep_e2e.py searches with real training)."""
+
+    Options = LocalOptions  # waits, as a search needs
+
+    def submit(self, jobs: Sequence[VerlJob], run_dirs: Sequence[RunDir]) -> list[Handle]:  # type: ignore[override]
+        import json
+        import math
+
+        handles = super().submit(jobs, run_dirs)
+        for job, run in zip(jobs, run_dirs, strict=True):
+            lr = float(next(a for a in job.argv if a.startswith("optim.lr=")).split("=", 1)[1])
+            if lr > 5e-2:
+                reason = {"rule": "grad_norm_explosion", "step": 2, "message": "planted"}
+                run.write_status(STOPPED, exit_code=143, stop_reason=reason)
+                continue
+            record = {"step": 5, "data": {"val/loss": (math.log10(lr) + 3) ** 2}}
+            (run.path / "metrics.jsonl").write_text(json.dumps(record) + "\n")
+            run.write_status(SUCCEEDED, exit_code=0)
+        return handles
+
+    def wait(self, handle: Handle) -> int:
+        code = handle.rundir.read_status().exit_code
+        return 1 if code is None else code

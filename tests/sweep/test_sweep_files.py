@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from sweep_double import batches_fixture  # noqa: F401 - the `batches` fixture (autouse)
+from sweep_double import REAL_LOOKUP, batches_fixture  # noqa: F401 - the `batches` fixture (autouse)
+from trainer_platform import pipeline
 from trainer_platform.entry import main
 from trainer_platform.paths import repo_root
 from trainer_platform.sweep import plan_sweep
@@ -94,7 +95,8 @@ def test_unknown_names_and_misuse(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (repo_root() / "sweeps").glob("*.yaml")))
-def test_every_shipped_sweep_file_expands_and_validates(name: str) -> None:
+def test_every_shipped_sweep_file_expands_and_validates(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline, "_launcher_class", REAL_LOOKUP)  # the launchers the files name, as they are
     session, hydra_overrides = plan_sweep([f"+sweep={name}"])
     assert session.sweep_file == name and hydra_overrides
     if session.planned is not None:

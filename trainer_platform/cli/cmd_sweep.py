@@ -14,7 +14,7 @@ from trainer_platform.cli.common import CliError, row, state_text
 from trainer_platform.console.keys import fmt
 from trainer_platform.sweep.manifest import SweepDirError
 from trainer_platform.sweep.objective import Objective
-from trainer_platform.sweep.summary import SweepSummary, summarize_sweep
+from trainer_platform.sweep.summary import AxisRow, SweepSummary, summarize_sweep
 
 NAME = "sweep"
 HELP = "a sweep's runs with their swept values, state and metric; the best run; each axis vs the metric"
@@ -67,17 +67,16 @@ def _print(summary: SweepSummary, out: Console) -> None:
         )
     )
     table = Table(show_edge=False, pad_edge=False)
-    for column in ("run", *summary.axes, "state", objective.label or objective.names[0], "step"):
+    for column in ("#", *summary.axes, "state", objective.label or objective.names[0], "step"):
         table.add_column(column, overflow="fold")
     top = summary.best
-    for r in summary.runs:
-        marker = Text("* ", style="bold green") if top is r else Text("  ")
-        state = state_text(r.state)
+    for i, r in enumerate(summary.runs, 1):
+        marker = Text("*", style="bold green") if top is r else Text("")
         row(
             table,
-            Text.assemble(marker, r.name),
-            *(r.values.get(k, "-") for k in summary.axes),
-            state,
+            Text.assemble(str(i), marker),
+            *(_cell(r.values.get(k, "-")) for k in summary.axes),
+            state_text(r.state),
             fmt(r.value),
             "-" if r.step is None else str(r.step),
         )
@@ -88,13 +87,34 @@ def _print(summary: SweepSummary, out: Console) -> None:
     if top is None:
         out.print(Text(f"no run logged {', '.join(objective.names)} yet"))
     else:
-        values = ", ".join(f"{k}={v}" for k, v in top.values.items()) or top.name
-        out.print(Text(f"best: {top.name} ({values}): {fmt(top.value)} at step {top.step}", style="bold"))
+        values = ", ".join(f"{k}={_cell(v)}" for k, v in top.values.items()) or top.name
+        number = summary.runs.index(top) + 1
+        out.print(Text(f"best: #{number} ({values}): {fmt(top.value)} at step {top.step}", style="bold"))
         out.print(Text(f"  run dir: {summary.path / top.name}"))
     for key in summary.axes:
         axis = Table(title=f"{key} vs {objective.label or objective.names[0]}", show_edge=False, pad_edge=False)
         for column in (key, "runs", "scored", "mean", "best"):
             axis.add_column(column)
-        for a in summary.by_axis(key):
-            row(axis, a.value, str(a.runs), str(a.scored), fmt(a.mean), fmt(a.best))
+        for a in _numeric_order(summary.by_axis(key)):
+            row(axis, _cell(a.value), str(a.runs), str(a.scored), fmt(a.mean), fmt(a.best))
         out.print(axis)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _cell(text: str) -> str:
+    """A swept value for a table: numbers in 4 significant digits (a search samples long floats)."""
+    number = _number(text)
+    return text if number is None or len(text) <= 8 else fmt(number)
+
+
+def _numeric_order(rows: list[AxisRow]) -> list[AxisRow]:
+    """An axis's rows by value when every value is a number (the trend reads top to bottom), else as listed."""
+    if all(_number(r.value) is not None for r in rows):
+        return sorted(rows, key=lambda r: _number(r.value) or 0.0)
+    return rows

@@ -20,6 +20,11 @@ from trainer_platform.sweep.naming import default_sweep_name, run_name
 from trainer_platform.sweep.overrides import key_of
 
 
+class SweepAborted(BaseException):
+    """Raised through Hydra (which turns any Exception into a traceback and exit 1) when a batch failed: train.py
+    catches it and reports the session's error with our message and exit code."""
+
+
 @dataclass
 class SweepSession:
     """One sweep: what varies (axes), its name and kind, and, once its first batch is prepared, its directory."""
@@ -36,6 +41,10 @@ class SweepSession:
     details: dict[str, Any] = field(default_factory=dict)
     # the runs of a grid, expanded and validated by train.py (None: the sweeper chooses them, e.g. Optuna)
     planned: list[list[str]] | None = None
+    # a search's objective: each finished run is scored by it (the value Optuna is told; NaN when none)
+    objective: Any = None
+    # the next trial's number
+    trials: int = 0
     sweep_dir: Path | None = None
     runs: list[dict[str, Any]] = field(default_factory=list)
     codes: list[int] = field(default_factory=list)
@@ -47,14 +56,26 @@ class SweepSession:
         given = {key_of(o): o.split("=", 1)[1] for o in overrides if "=" in o}
         return {key: given[key] for key in self.axes if key in given}
 
-    def launch(self, jobs: list[list[str]]) -> list[int]:
-        """Compose, validate, prepare and submit one batch of runs; their exit codes (0 when detached)."""
+    def run_name(self, overrides: list[str], index: int) -> str:
+        """A run's dir name: its swept values; a search's trials lead with their number (`trial=3,...`), as a
+        search may try the same values twice."""
+        values = self.values_of(overrides)
+        if self.objective is None:
+            return run_name(values)
+        return run_name({"trial": str(index), **{k: _short(v) for k, v in values.items()}})
+
+    def launch(self, jobs: list[list[str]]) -> list[Any]:
+        """Compose, validate, prepare and submit one batch of runs; their exit codes (0 when detached), or for a
+        search each run's objective value (NaN when it logged none: failed, or pruned by a diagnostics rule)."""
         from trainer_platform.flags import parse_flag
         from trainer_platform.pipeline import RunRequest, run_batch
 
         if not jobs:
             return []
-        configs = [self._compose(overrides) for overrides in jobs]
+        first_index = len(self.runs)
+        names = [self.run_name(overrides, self.trials + i) for i, overrides in enumerate(jobs)]
+        self.trials += len(jobs)
+        configs = [self._compose(overrides, name) for overrides, name in zip(jobs, names, strict=True)]
         self.name = self.name or default_sweep_name(self.sweep_file)
         root = Path(str(configs[0].get("run_root") or "runs")).expanduser()
         dry = all(parse_flag("dry_run", cfg.get("dry_run", False)) for cfg in configs)
@@ -62,22 +83,22 @@ class SweepSession:
         if fresh:
             self.sweep_dir = create_sweep_dir(root, self.name)
             self.name = self.sweep_dir.name
-        created: list[bool] = []
+        created: list[Any] = []
 
         def record(prepared: list[Any]) -> None:
             for run in prepared:
                 values = self.values_of(run.request.argv)
                 self.runs.append({"name": run.run.name, "values": values, "overrides": run.request.argv})
             self._write_manifest(prepared[0].request.spec)
-            created.append(True)
+            created.extend(prepared)
 
         try:
             specs = [self._spec(cfg, overrides) for cfg, overrides in zip(configs, jobs, strict=True)]
             # a dry run creates nothing: it says where the runs would go
             where = root / self.name if dry or self.sweep_dir is None else self.sweep_dir
             requests = [
-                RunRequest(spec, overrides, root=where, name=run_name(self.values_of(overrides)))
-                for spec, overrides in zip(specs, jobs, strict=True)
+                RunRequest(spec, overrides, root=where, name=name)
+                for spec, overrides, name in zip(specs, jobs, names, strict=True)
             ]
             codes = run_batch(requests, on_created=None if dry else record)
         except BaseException:
@@ -86,21 +107,42 @@ class SweepSession:
                 self.sweep_dir = None
             raise
         self.codes.extend(codes)
-        return codes
+        if self.objective is None or dry:
+            return codes
+        return self._scores(created, first_index)
 
-    def _compose(self, overrides: list[str]) -> dict[str, Any]:
+    def _scores(self, prepared: list[Any], first_index: int) -> list[float]:
+        """Each finished run's objective value (NaN when none), also written into the manifest."""
+        from trainer_platform.sweep.objective import run_value
+
+        scores = []
+        for i, run in enumerate(prepared):
+            scored = run_value(run.run, self.objective)
+            status = run.run.read_status()
+            entry = self.runs[first_index + i]
+            entry.update(state=status.state, value=None if scored is None else scored[0])
+            reason = status.extra.get("stop_reason")
+            if isinstance(reason, dict):
+                entry["pruned"] = f"{reason.get('rule')} at step {reason.get('step')}"
+            scores.append(float("nan") if scored is None else scored[0])
+        if prepared:
+            self._write_manifest(prepared[0].request.spec)
+        return scores
+
+    def _compose(self, overrides: list[str], name: str) -> dict[str, Any]:
         from trainer_platform.compose import compose_config
 
         try:
-            return compose_config(overrides)
+            cfg = compose_config(overrides)
         except SpecError as exc:
             raise self._in_run(exc, overrides) from None
+        cfg["name"] = name
+        return cfg
 
     def _spec(self, cfg: dict[str, Any], overrides: list[str]) -> Any:
         """The run's validated spec, named by its swept values, in the sweep's W&B group."""
         from trainer_platform.spec import RunSpec
 
-        cfg["name"] = run_name(self.values_of(overrides))
         wandb = (cfg.get("logger") or {}).get("wandb")
         if isinstance(wandb, dict) and not wandb.get("group"):
             wandb["group"] = self.name
@@ -128,6 +170,15 @@ class SweepSession:
         }
         self.details.setdefault("created", manifest["created"])
         write_manifest(self.sweep_dir, manifest)
+
+
+def _short(value: str) -> str:
+    """A sampled number in 4 significant digits (1.694e-05), for names; anything else as it is."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return value if number.is_integer() and "." not in value and "e" not in value.lower() else f"{number:.4g}"
 
 
 _ACTIVE: list[SweepSession] = []

@@ -19,6 +19,7 @@ from trainer_platform.errors import SpecError, choices_hint, did_you_mean
 from trainer_platform.hydra_values import quote
 from trainer_platform.paths import repo_root
 from trainer_platform.sweep.overrides import key_of, parse, refuse_swept
+from trainer_platform.sweep.search import SearchSettings
 
 Scalar = bool | int | float | str
 SEED_KEY = "train.seed"
@@ -35,6 +36,8 @@ class SweepFile(BaseModel):
     zip: list[dict[str, list[Scalar]]] = Field(default_factory=list)
     # every point of the grid once per seed (train.seed)
     seeds: list[int] = Field(default_factory=list)
+    # an Optuna search instead of a grid
+    search: SearchSettings | None = None
 
     @field_validator("base")
     @classmethod
@@ -80,14 +83,15 @@ def load(name: str) -> tuple[Path, SweepFile]:
     except (OSError, yaml.YAMLError) as exc:
         raise SpecError(str(path), f"is not readable YAML ({str(exc).splitlines()[0]})", "fix the file") from None
     if not isinstance(raw, dict):
-        raise SpecError(str(path), "does not hold a mapping (base, grid, zip, seeds)", "see sweeps/*.yaml")
+        raise SpecError(str(path), "does not hold a mapping (base, grid, zip, seeds, search)", "see sweeps/*.yaml")
     try:
         sweep = SweepFile.model_validate(raw)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         if first["type"] == "extra_forbidden":
-            fields = sorted(SweepFile.model_fields)
+            model = SweepFile if len(first["loc"]) == 1 else SearchSettings
+            fields = sorted(model.model_fields)
             hint = f"{did_you_mean(str(first['loc'][-1]), fields)} fields: {', '.join(fields)}".strip()
             raise SpecError(f"{path}: {where}", "is not a sweep file field", hint) from None
         msg = str(first["msg"]).removeprefix("Value error, ")
@@ -123,8 +127,13 @@ def _check(path: Path, sweep: SweepFile) -> None:
         claim(SEED_KEY, "seeds")
         if len(set(sweep.seeds)) != len(sweep.seeds):
             raise SpecError(f"{path}: seeds", f"repeats a seed ({sweep.seeds})", "list each seed once")
-    if not (sweep.grid or sweep.zip or sweep.seeds):
-        raise SpecError(str(path), "sweeps nothing", "add grid, zip or seeds")
+    if sweep.search is not None:
+        if sweep.grid or sweep.zip or sweep.seeds:
+            raise SpecError(f"{path}: search", "cannot go with grid, zip or seeds", "a search chooses its own points")
+        for key in sweep.search.params:
+            refuse_swept(key)
+    elif not (sweep.grid or sweep.zip or sweep.seeds):
+        raise SpecError(str(path), "sweeps nothing", "add grid, zip, seeds or search")
 
 
 def text(value: Scalar) -> str:

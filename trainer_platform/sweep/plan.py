@@ -1,5 +1,5 @@
 """From `train.py -m ...` to a sweep: the command line's lists and/or a named sweep file (`+sweep=NAME`) expanded
-into runs and validated; nothing is written here."""
+into runs and validated (a grid), or an Optuna search set up (sweep/search.py); nothing is written here."""
 
 from __future__ import annotations
 
@@ -22,6 +22,16 @@ def plan_sweep(overrides: list[str]) -> tuple[SweepSession, list[str]]:
         return session, [*rest, "hydra/sweeper=trainer_platform"]
     path, sweep = files.load(file_name)
     details = {"file": files.describe(sweep)}
+    if sweep.search is not None:
+        from trainer_platform.sweep.overrides import parse
+        from trainer_platform.sweep.search import plan_search
+
+        swept = [o.input_line for o in parse(rest) if o.is_sweep_override()]
+        if swept:
+            raise SpecError(swept[0], f"cannot join the search of {path.name}", "add it to the file's search.params")
+        session, hydra_overrides = plan_search(path, sweep.search, sweep.base, rest, name)
+        session.details.update(details)
+        return session, hydra_overrides
     sweep_axes, runs = files.expand(path, sweep, rest)
     try:
         check_runs(runs)
