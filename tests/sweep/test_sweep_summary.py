@@ -73,7 +73,8 @@ def test_the_command_prints_the_table_the_best_run_and_the_axes(
     assert cli(["sweep", str(sweep)]) == 0
     out = capsys.readouterr().out
     assert "sweep lr: 5 runs, grid, launcher local; metric: final loss (min)" in out
-    assert "best: #3 (algorithm.lr=1e-3, train.seed=1)" in out and "algorithm.lr vs loss" in out and "train.seed vs" in out
+    assert "best: #3 (algorithm.lr=1e-3, train.seed=1)" in out
+    assert "algorithm.lr vs loss" in out and "train.seed vs" in out
     assert "stopped early: algorithm.lr=1e-3,train.seed=2 by non_finite at step 2" in out
     assert cli(["sweep", str(sweep), "--metric", "val/loss", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
