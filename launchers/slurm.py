@@ -48,6 +48,18 @@ from trainer_platform.runs import (
 # Slurm job states -> ours while the job is not over; every other state means it is over
 _WAITING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "RESV_DEL_HOLD", "SUSPENDED"}
 _ACTIVE = {"RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING", "RESIZING", "STOPPED"}
+# ended states whose exit code only accounting (sacct) has
+_ENDED_NEED_CODE = {
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "PREEMPTED",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "BOOT_FAIL",
+    "DEADLINE",
+}
 _POLL_S = 0.5
 # a job neither squeue nor sacct knows this long after submit is lost (accounting lags behind sbatch by moments)
 _UNKNOWN_GRACE_S = 120.0
@@ -196,6 +208,7 @@ class SlurmLauncher(Launcher):
             extra.update({k: record[k] for k in ("pid", "host", "started", "stop_reason") if record.get(k) is not None})
         if slurm_state.startswith("CANCELLED") or (done and record and record["state"] == CANCELLED):
             state = CANCELLED
+            code = code or 143  # cancelled before it could record an exit code: terminated
         elif done and record:
             state = str(record["state"])
             if record.get("finished"):
@@ -269,22 +282,36 @@ def _refused(error: BaseException, run_dirs: Sequence[RunDir]) -> SpecError:
 
 
 def scheduler_state(job_id: str, env: dict[str, str]) -> tuple[str, int]:
-    """Slurm's state of `job_id` (an array task as ARRAY_TASK) and its exit code: squeue while the controller
-    knows the job, sacct after; ("", 0) when neither knows it (yet)."""
-    out = _query(["squeue", "-h", "-r", "-j", job_id, "-o", "%i|%T"], env)
+    """Slurm's state of `job_id` (an array task as ARRAY_TASK) and its exit code ("", 0 when Slurm does not know
+    the job, yet or any more). The controller's view first (squeue, which keeps an ended job for MinJobAge), then
+    accounting (sacct), each asked once for the whole array. An array task that neither knows while its array's
+    other tasks are known was cancelled while pending: Slurm drops such a task without a trace."""
+    array = job_id.split("_")[0]
+    known, seen = False, ""
+    out = _query(["squeue", "-h", "-r", "-t", "all", "-j", array, "-o", "%i|%T"], env)
     for line in out.splitlines():
         jid, _, state = line.partition("|")
+        known = True
         if jid.strip() == job_id:
-            return state.strip(), 0
-    out = _query(["sacct", "-n", "-P", "-X", "-j", job_id, "-o", "JobID,State,ExitCode"], env)
+            seen = state.strip()
+            if seen not in _ENDED_NEED_CODE:
+                return seen, 0
+    out = _query(["sacct", "-n", "-P", "-X", "-j", array, "-o", "JobID,State,ExitCode"], env)
     for line in out.splitlines():
         parts = line.split("|")
-        if len(parts) == 3 and parts[0].strip() == job_id:
+        if len(parts) != 3:
+            continue
+        known = True
+        if parts[0].strip() == job_id:
             code, _, sig = parts[2].partition(":")
             exit_code = int(code) if code.isdigit() else 1
             if exit_code == 0 and sig.isdigit() and int(sig):
                 exit_code = 128 + int(sig)
             return parts[1].split()[0], exit_code
+    if seen:  # ended, and not in accounting yet
+        return seen, 0
+    if known and "_" in job_id:
+        return "CANCELLED", 0
     return "", 0
 
 

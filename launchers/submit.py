@@ -46,9 +46,33 @@ def submit_and_follow_each(
             print(f"  follow: trainer-platform logs -f {run.path}   status: trainer-platform status {run.path}")
             print(f"run dir: {run.path}", flush=True)
         return [0] * len(handles)
+    if any("job_id" in h.data for h in handles):  # a scheduler's ids, known before anything else is shown
+        for handle, run in zip(handles, run_dirs, strict=True):
+            print(f"trainer_platform: submitted ({_job_id(handle)}) {run.path}", flush=True)
     codes = []
-    for handle, run in zip(handles, run_dirs, strict=True):
-        code = show_while(run, functools.partial(launcher.wait, handle), verbose=verbose)
-        print(summary_text(run), flush=True)  # its last line: run dir: PATH
-        codes.append(code)
+    try:
+        for handle, run in zip(handles, run_dirs, strict=True):
+            code = show_while(run, functools.partial(launcher.wait, handle), verbose=verbose)
+            print(summary_text(run), flush=True)  # its last line: run dir: PATH
+            codes.append(code)
+    except KeyboardInterrupt:
+        _cancel_unfinished(launcher, handles, run_dirs)
+        raise
     return codes
+
+
+def _cancel_unfinished(launcher: Launcher, handles: Sequence[Handle], run_dirs: Sequence[RunDir]) -> None:
+    """Ctrl-C while following: stop every job of the batch that has not ended (nothing is left running unseen),
+    saying which. A second Ctrl-C stops the cancelling; what is left is printed so it can be cancelled by hand."""
+    pending = [(h, r) for h, r in zip(handles, run_dirs, strict=True) if not r.read_status().terminal]
+    try:
+        while pending:
+            handle, run = pending[0]
+            print(f"trainer_platform: interrupted; cancelling {_job_id(handle)} {run.path}", flush=True)
+            launcher.cancel(handle)
+            pending.pop(0)
+    finally:
+        for handle, run in pending:
+            print(
+                f"trainer_platform: not cancelled: {_job_id(handle)} (trainer-platform cancel {run.path})", flush=True
+            )
