@@ -194,6 +194,9 @@ class SlurmLauncher(Launcher):
                 run.write_status(RUNNING, slurm_state=slurm_state, **fields)
             return RUNNING
         if not slurm_state:
+            if record is not None and record["state"] not in (QUEUED, RUNNING):
+                # Slurm has forgotten the job (a cluster without accounting, after MinJobAge): its own record stands
+                return self._ended(run, "UNKNOWN", 0, record, handle)
             return LOST
         return self._ended(run, slurm_state, slurm_code, record, handle)
 

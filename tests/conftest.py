@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -157,6 +158,7 @@ def slurm_cluster() -> Iterator[slurm_service.Slurm]:
     os.environ.update(cluster.env)
     yield cluster
     slurm_service.stop(cluster)
+    shutil.rmtree(cluster.folder, ignore_errors=True)
     if old is None:
         os.environ.pop("SLURM_CONF", None)
     else:

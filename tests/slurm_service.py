@@ -201,7 +201,7 @@ def start(folder: Path, nodes: list[Node] | None = None) -> Slurm:
     db = folder / "mysql"
     subprocess.run(
         ["mariadb-install-db", "--user=root", f"--datadir={db}", "--auth-root-authentication-method=socket",
-         "--skip-test-db"],
+         "--skip-test-db", "--innodb-log-file-size=16M"],
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip
     db_sock = str(folder / "mysqld.sock")
@@ -275,3 +275,30 @@ def stop(slurm: Slurm) -> None:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
         slurm.pids.pop(name, None)
+
+
+# ---- what tests ask the cluster (through SLURM_CONF in their environment) ----
+
+
+def sacct(job_id: str) -> tuple[str, str]:
+    """(State, ExitCode) of a job as Slurm's accounting records them."""
+    out = subprocess.run(
+        ["sacct", "-n", "-P", "-X", "-j", job_id, "-o", "JobID,State,ExitCode"], capture_output=True, text=True
+    ).stdout
+    rows = [line.split("|") for line in out.splitlines() if line.split("|")[0] == job_id]
+    if not rows:
+        raise AssertionError(f"sacct does not know {job_id}: {out!r}")
+    return rows[0][1], rows[0][2]
+
+
+def release_requeued(job_id: str, timeout_s: float = 60) -> None:
+    """Slurm holds a requeued job for two minutes (EligibleTime) before it may start again; an admin's
+    `scontrol update StartTime=now` lets it start at once, which keeps a test short."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        info = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True).stdout
+        if "Restarts=0 " not in info and "JobState=PENDING" in info:
+            subprocess.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"], check=True)
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} was not requeued: {info}")

@@ -16,6 +16,7 @@ from launcher_contract import LauncherContract, MakeLauncher, new_run, python_jo
 from launchers.base import Handle
 from launchers.options import SlurmOptions
 from launchers.slurm import SlurmLauncher
+from slurm_service import release_requeued, sacct
 from trainer_platform.errors import SpecError
 from trainer_platform.runs import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
 
@@ -31,29 +32,6 @@ class TestSlurmLauncher(LauncherContract):
 
 def _launcher(**kw: object) -> SlurmLauncher:
     return SlurmLauncher(SlurmOptions.model_validate({"name": "slurm", "time": 10, **kw}))
-
-
-def _sacct(job_id: str) -> tuple[str, str]:
-    """(State, ExitCode) as Slurm's accounting records them."""
-    out = subprocess.run(
-        ["sacct", "-n", "-P", "-X", "-j", job_id, "-o", "JobID,State,ExitCode"], capture_output=True, text=True
-    ).stdout
-    rows = [line.split("|") for line in out.splitlines() if line.split("|")[0] == job_id]
-    assert rows, f"sacct does not know {job_id}: {out!r}"
-    return rows[0][1], rows[0][2]
-
-
-def release_requeued(job_id: str, timeout_s: float = 60) -> None:
-    """Slurm holds a requeued job for two minutes (EligibleTime) before it may start again; an admin's
-    `scontrol update StartTime=now` lets it start at once, which keeps the test short."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        info = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True).stdout
-        if "Restarts=0 " not in info and "JobState=PENDING" in info:
-            subprocess.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"], check=True)
-            return
-        time.sleep(0.2)
-    pytest.fail(f"job {job_id} was not requeued")
 
 
 def _wait_all(launcher: SlurmLauncher, handles: list[Handle], timeout_s: float = 90) -> list[int]:
@@ -95,7 +73,7 @@ def test_a_batch_is_one_array_running_in_parallel_and_failures_keep_their_code(t
     assert _wait_all(launcher, handles) == [0, 1, 3]
     assert [r.read_status().state for r in runs] == [SUCCEEDED, FAILED, FAILED]
     assert "ValueError: bad batch" in runs[1].log_path.read_text()
-    assert [_sacct(i) for i in ids] == [("COMPLETED", "0:0"), ("FAILED", "1:0"), ("FAILED", "3:0")]
+    assert [sacct(i) for i in ids] == [("COMPLETED", "0:0"), ("FAILED", "1:0"), ("FAILED", "3:0")]
     spans = []
     for run in runs:
         log = run.log_path.read_text()
@@ -149,7 +127,7 @@ def test_usr2_requeues_and_the_next_attempt_runs(tmp_path: Path) -> None:
     assert launcher.wait(handle) == 0
     log = run.log_path.read_text()
     assert "attempt 1" in log and f"Slurm job {job_id} requeued, attempt 2" in log and "attempt 2" in log
-    assert run.read_status().state == SUCCEEDED and _sacct(job_id)[0] == "COMPLETED"
+    assert run.read_status().state == SUCCEEDED and sacct(job_id)[0] == "COMPLETED"
 
 
 @pytest.mark.usefixtures("slurm_cluster")
