@@ -136,11 +136,13 @@ def sbatch_parameters(
     exclude: str | None = None,
     array_parallelism: int | None = None,
     extra: Mapping[str, str | bool] | None = None,
+    setup: Sequence[str] = (),
     signal_delay_s: int = 90,
 ) -> dict[str, Any]:
     """submitit's Slurm parameters for a job: the batch script runs submitit's runner itself (no srun step, so a
     multi-node job script can start its own steps), USR2 reaches that runner (`B:`) `signal_delay_s` before the
-    time limit so it requeues the job, and the job is requeueable (preemption, `scontrol requeue`)."""
+    time limit so it requeues the job, and the job is requeueable (preemption, `scontrol requeue`). `setup` (venv
+    activation, module load) runs in the batch script before the runner, and a failing line fails the job."""
     params: dict[str, Any] = {
         "job_name": job_name,
         "nodes": nnodes,
@@ -150,6 +152,9 @@ def sbatch_parameters(
         "wckey": None,  # submitit's default wckey is refused where the cluster enforces wckeys
         "additional_parameters": {"requeue": True, "signal": f"B:USR2@{signal_delay_s}", **(extra or {})},
     }
+    lines = [line.strip() for line in setup if line.strip()]
+    if lines:
+        params["setup"] = ["set -e", *lines, "set +e"]
     if mem is not None:  # submitit converts its own `mem` from GB: Slurm's format goes through as-is
         params["additional_parameters"]["mem"] = mem
     optional = {

@@ -97,6 +97,7 @@ class SlurmLauncher(Launcher):
             exclude=o.exclude,
             array_parallelism=o.array_parallelism,
             extra=o.extra_sbatch,
+            setup=o.setup,
         )
 
     def render(self, job: VerlJob, run_dir: RunDir) -> dict[str, str]:
@@ -106,7 +107,7 @@ class SlurmLauncher(Launcher):
             launcher=self.name,
             run_name=run_dir.name,
             verl_ext=str(verl_ext_dir()),
-            setup=self._opts().setup,
+            # launcher.setup goes into the batch script (below), before submitit's runner starts
             python=_python(job),
         )
         params = self.parameters([job], _job_name(run_dir.name))
@@ -190,7 +191,8 @@ class SlurmLauncher(Launcher):
         if slurm_state in _ACTIVE:
             fields = {k: record.get(k) for k in ("pid", "host", "started")} if record else {}
             fields = {k: v for k, v in fields.items() if v is not None}
-            if current.state != RUNNING or current.extra.get("slurm_state") != slurm_state:
+            changed = current.state != RUNNING or current.extra.get("slurm_state") != slurm_state
+            if changed or fields.get("pid", current.pid) != current.pid:  # a requeued attempt has a new pid
                 run.write_status(RUNNING, slurm_state=slurm_state, **fields)
             return RUNNING
         if not slurm_state:

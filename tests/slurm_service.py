@@ -243,7 +243,7 @@ def start(folder: Path, nodes: list[Node] | None = None) -> Slurm:
         )
     )
     _spawn(slurm, "slurmdbd", ["slurmdbd", "-D"], env)
-    _until("slurmdbd", lambda: _ok("timeout", "5", "sacctmgr", "-n", "list", "cluster", env=env), slurm, 60)
+    _until("slurmdbd", lambda: _ok("timeout", "5", "sacctmgr", "-n", "list", "cluster", env=env), slurm, 180)
     subprocess.run(["sacctmgr", "-i", "add", "cluster", CLUSTER], capture_output=True, env=env, timeout=30)
 
     _spawn(slurm, "slurmctld", ["slurmctld", "-D", "-i", "-f", str(slurm.conf)], env)
@@ -293,11 +293,13 @@ def sacct(job_id: str) -> tuple[str, str]:
 
 def release_requeued(job_id: str, timeout_s: float = 60) -> None:
     """Slurm holds a requeued job for two minutes (EligibleTime) before it may start again; an admin's
-    `scontrol update StartTime=now` lets it start at once, which keeps a test short."""
+    `scontrol update StartTime=now` a moment later lets it start at once, which keeps a test short."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         info = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True).stdout
         if "Restarts=0 " not in info and "JobState=PENDING" in info:
+            # not at once: slurmd refuses to start a job in the second its last attempt's credential was revoked
+            time.sleep(2)
             subprocess.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"], check=True)
             return
         time.sleep(0.2)

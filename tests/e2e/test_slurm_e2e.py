@@ -64,7 +64,7 @@ def test_tiny_sft_without_m_goes_through_slurm_and_follows_to_the_end(tmp_path: 
     run = run_dir_of(res)
     sbatch = (run / "tp_sbatch.sh").read_text()
     assert "#SBATCH --partition=debug" in sbatch and "#SBATCH --time=10" in sbatch
-    assert "export TP_SETUP_RAN=1" in (run / "tp_job.sh").read_text()
+    assert "export TP_SETUP_RAN=1" in sbatch
     [job_id] = job_ids(res.stdout)
     status = RunDir.open(run).read_status()
     assert status.state == SUCCEEDED and status.exit_code == 0 and status.extra["job_id"] == job_id

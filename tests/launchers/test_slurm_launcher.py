@@ -26,7 +26,7 @@ class TestSlurmLauncher(LauncherContract):
 
     @pytest.fixture
     def make_launcher(self, slurm_cluster: slurm_service.Slurm) -> MakeLauncher:
-        opts = SlurmOptions(name="slurm", time=10, setup=("export TP_SETUP_RAN=1",))
+        opts = SlurmOptions(name="slurm", time=10, setup=("export TP_CONTRACT_FROM_SETUP=1",))
         return lambda console: SlurmLauncher(opts)
 
 
@@ -139,3 +139,17 @@ def test_sbatch_refusal_is_one_clear_error(tmp_path: Path) -> None:
     assert err.value.key == "launcher.partition" and "invalid partition" in str(err.value).lower()
     status = run.read_status()
     assert status.state == FAILED and "invalid partition" in str(status.extra.get("error")).lower()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.usefixtures("slurm_cluster")
+def test_setup_lines_run_before_the_job_and_a_failing_one_fails_it(tmp_path: Path) -> None:
+    job = python_job("import os; print('setup ran:', os.environ.get('TP_FROM_SETUP'))")
+    ok, bad = new_run(tmp_path, job, name="ok"), new_run(tmp_path, job, name="bad")
+    handle = _launcher(setup=["export TP_FROM_SETUP=yes"]).submit([job], [ok])[0]
+    assert SlurmLauncher().wait(handle) == 0 and ok.log_path.read_text() == "setup ran: yes\n"
+    handle = _launcher(setup=["false  # a module that does not load"]).submit([job], [bad])[0]
+    assert SlurmLauncher().wait(handle) != 0
+    status = bad.read_status()
+    assert status.state == FAILED and "before the job recorded its end" in str(status.extra.get("error"))
+    assert "setup ran" not in bad.log_path.read_text() and "Slurm batch log" in bad.log_path.read_text()

@@ -35,6 +35,7 @@ def _params(**kw: object) -> dict[str, object]:
             "constraint": "a100&ib",
             "exclude": "gpu[01-03]",
             "sbatch_args": ["--mail-type=END", "--exclusive"],
+            "setup": ["module load cuda/12.4", "  ", "source /shared/venvs/tp/bin/activate"],
             **kw,
         }
     )
@@ -52,6 +53,7 @@ def _params(**kw: object) -> dict[str, object]:
         exclude=opts.exclude,
         array_parallelism=opts.array_parallelism,
         extra=opts.extra_sbatch,
+        setup=opts.setup,
     )
 
 

@@ -19,6 +19,12 @@
 #SBATCH --signal=B:USR2@90
 #SBATCH --time=1564
 
+# setup
+set -e
+module load cuda/12.4
+source /shared/venvs/tp/bin/activate
+set +e
+
 # command
 export SUBMITIT_EXECUTOR=slurm
 exec env PYTHONPATH=/code${PYTHONPATH:+:$PYTHONPATH} /venv/bin/python -u -m submitit.core._submit /shared/runs/grpo-qwen/.slurm

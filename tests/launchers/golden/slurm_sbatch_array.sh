@@ -20,6 +20,12 @@
 #SBATCH --signal=B:USR2@90
 #SBATCH --time=1564
 
+# setup
+set -e
+module load cuda/12.4
+source /shared/venvs/tp/bin/activate
+set +e
+
 # command
 export SUBMITIT_EXECUTOR=slurm
 exec env PYTHONPATH=/code${PYTHONPATH:+:$PYTHONPATH} '/opt/my env/bin/python' -u -m submitit.core._submit /shared/runs/.slurm/20260101T000000-abcd
