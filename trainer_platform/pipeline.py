@@ -294,7 +294,19 @@ def monitor_settings(spec: RunSpec) -> dict[str, Any] | None:
     from trainer_platform.diagnostics import config_from_dict
 
     config = config_from_dict(spec.diagnostics)
-    return config.to_dict() if config.enabled else None
+    if not config.enabled:
+        return None
+    settings = config.to_dict()
+    wandb = spec.logger.wandb
+    if "wandb" in spec.logger.backends and wandb is not None:  # the monitor's alerts go to the run's project
+        settings["wandb"] = {
+            "project": wandb.project,
+            "entity": wandb.entity,
+            "group": wandb.group,
+            "mode": resolve_wandb_mode(spec),
+            "name": spec.name,
+        }
+    return settings
 
 
 def _wandb_run_id(spec: RunSpec, existing: RunDir | None) -> str | None:

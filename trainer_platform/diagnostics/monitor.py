@@ -3,7 +3,9 @@ acts on what fires.
 
     python monitor.py RUN_DIR --config CONFIG.json --pid PID [--group]
 
-- every anomaly: a line in the job's output (train.log) and a record in RUN_DIR/diagnostics.jsonl;
+- every anomaly: a line in the job's output (train.log), a record in RUN_DIR/diagnostics.jsonl and, when the run
+  logs to W&B (config `wandb`), a W&B alert: sent from a companion run `<name>-diagnostics` (job type diagnostics)
+  in the run's project and group, since verl's driver owns the training run and W&B takes one writer per run;
 - a rule whose action is `stop`: RUN_DIR/stop_requested gets the reason (one JSON line) first, then SIGTERM goes
   to PID (the job wrapper tp_job.sh, which stops its whole session and records the state `stopped`; with --group,
   to PID's process group: the local launcher's job). verl writes a checkpoint only whole (its pointer file last),
@@ -89,17 +91,49 @@ class Monitor:
         self.detector = rules.Detector(config)
         self.stopped = False
         self._ending = False
+        self._wandb_run: Any = None
         self.detector.feed_all(self.reader.read())  # earlier attempts: history only
         self.detector.anomalies.clear()
+        self.detector.fired.clear()  # a rule may fire again on the new steps
 
     def poll(self, final: bool = False) -> list[Any]:
         fired = self.detector.feed_all(self.reader.read(final=final))
         for anomaly in fired:
             append_anomaly(self.run_dir, anomaly)
             print(f"{PREFIX}{anomaly.action}: {anomaly.line()}", flush=True)
+            self.alert(anomaly)
             if anomaly.action == rules.STOP and not self.stopped:
                 self.stop(anomaly)
         return list(fired)
+
+    def alert(self, anomaly: Any) -> None:
+        """A W&B alert for `anomaly` when the run logs to W&B (best effort: a failure is a line in train.log)."""
+        settings = self.config.wandb
+        if not settings:
+            return
+        try:
+            if self._wandb_run is None:
+                import wandb
+
+                self._wandb_run = wandb.init(
+                    project=settings.get("project"),
+                    entity=settings.get("entity"),
+                    group=settings.get("group"),
+                    name=f"{settings.get('name') or self.run_dir.name}-diagnostics",
+                    job_type="diagnostics",
+                    mode=settings.get("mode") or "offline",
+                    dir=str(self.run_dir),
+                )
+            level = "ERROR" if anomaly.action == rules.STOP else "WARN"
+            title = f"{settings.get('name') or self.run_dir.name}: {anomaly.rule} at step {anomaly.step}"
+            self._wandb_run.alert(title=title, text=anomaly.line(), level=level)
+        except Exception as e:  # noqa: BLE001 - an alert never stops the monitor
+            print(f"{PREFIX}W&B alert not sent ({type(e).__name__}: {e})", flush=True)
+
+    def close(self) -> None:
+        if self._wandb_run is not None:
+            self._wandb_run.finish()
+            self._wandb_run = None
 
     def stop(self, anomaly: Any) -> None:
         self.stopped = True
@@ -141,6 +175,7 @@ class Monitor:
             while not self._ending and time.monotonic() < deadline:
                 time.sleep(min(0.2, self.config.poll_s))
         self.poll(final=True)
+        self.close()
         return 0
 
 

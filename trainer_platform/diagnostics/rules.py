@@ -398,12 +398,16 @@ class DiagnosticsConfig:
     poll_s: float = 2.0
     # rule name -> its settings
     rules: Mapping[str, Rule] = field(default_factory=dict)
+    # where the monitor sends W&B alerts (project, entity, group, mode, name), set by the platform when the run
+    # logs to W&B; None = no alerts
+    wandb: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "enabled": self.enabled,
             "poll_s": self.poll_s,
             "rules": {name: _rule_dict(rule) for name, rule in self.rules.items()},
+            **({"wandb": dict(self.wandb)} if self.wandb is not None else {}),
         }
 
 
@@ -447,7 +451,7 @@ def config_from_dict(data: Mapping[str, Any] | None, key: str = "diagnostics") -
     """A DiagnosticsConfig from plain data (the `diagnostics` config group); ConfigError names a bad key.
     Rules not named keep their built-in settings; `null` or {} gives every rule its built-in settings."""
     data = dict(data or {})
-    top = {"enabled", "poll_s", "rules"}
+    top = {"enabled", "poll_s", "rules", "wandb"}
     for name in data:
         if name not in top:
             raise _unknown(key, name, sorted(top))
@@ -476,7 +480,10 @@ def config_from_dict(data: Mapping[str, Any] | None, key: str = "diagnostics") -
     for name in raw_rules:
         if name not in RULES:
             raise _unknown(f"{key}.rules", str(name), sorted(RULES))
-    return DiagnosticsConfig(enabled=enabled, poll_s=poll_s, rules=rules)
+    wandb = data.get("wandb")
+    if wandb is not None and not isinstance(wandb, Mapping):
+        raise ConfigError(f"{key}.wandb", f"expected a mapping, got {wandb!r}", "set by the platform; remove it")
+    return DiagnosticsConfig(enabled=enabled, poll_s=poll_s, rules=rules, wandb=wandb)
 
 
 # ---- running the rules -----------------------------------------------------------------------------------------
