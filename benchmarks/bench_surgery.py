@@ -1,12 +1,13 @@
 """SLERP and TIES merges with Qwen2.5-0.5B's shapes (random bf16 weights made here): ours vs mergekit, same run.
 
-Wall time and peak RSS of each command (os.wait4's ru_maxrss of that one child), interleaved, medians; plus the
+Wall time, CPU time (user + sys) and peak RSS of each command (os.wait4's rusage of that one child), interleaved,
+medians; the CPU ratio is the figure to trust on a loaded machine (the wall ratio moves with the load); plus the
 bytes each merge moves (inputs read + output written) per second against the machine's plain file-copy speed (the
-floor). mergekit is not a project dependency: pass its `mergekit-yaml` (a throwaway venv: `python -m venv /tmp/mk;
-/tmp/mk/bin/pip install mergekit`) with --mergekit or MERGEKIT_YAML.
+floor). mergekit is a test dependency (the `test` extra): its `mergekit-yaml` beside this Python is used, or pass
+another with --mergekit or MERGEKIT_YAML.
 Targets: time <= 0.5x mergekit's and peak RSS <= 0.35x, for both merges.
 
-    .venv/bin/python benchmarks/bench_surgery.py --mergekit /tmp/mk/bin/mergekit-yaml [--reps 1] [--no-readme]
+    .venv/bin/python benchmarks/bench_surgery.py [--mergekit PATH] [--reps 3] [--no-readme]
 """
 
 from __future__ import annotations
@@ -82,8 +83,8 @@ def make_model(out: Path, seed: int) -> None:
     cfg.save_pretrained(out)
 
 
-def run_measured(argv: list[str], log: Path) -> tuple[float, int]:
-    """(wall seconds, peak RSS bytes) of one command."""
+def run_measured(argv: list[str], log: Path) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, peak RSS bytes) of one command."""
     with log.open("wb") as f:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=f, stderr=subprocess.STDOUT)
@@ -92,7 +93,7 @@ def run_measured(argv: list[str], log: Path) -> tuple[float, int]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"exit {proc.returncode}: {' '.join(argv)}\n{log.read_text(errors='replace')[-3000:]}")
-    return wall, usage.ru_maxrss * 1024
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
 
 
 def copy_speed(files: list[Path], work: Path) -> float:
@@ -114,10 +115,17 @@ def weights(path: Path) -> list[Path]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mergekit", default=os.environ.get("MERGEKIT_YAML") or shutil.which("mergekit-yaml"))
+    beside = Path(sys.executable).parent / "mergekit-yaml"
+    default = os.environ.get("MERGEKIT_YAML") or (str(beside) if beside.exists() else shutil.which("mergekit-yaml"))
+    parser.add_argument("--mergekit", default=default)
     parser.add_argument("--reps", type=int, default=1)
     parser.add_argument("--no-readme", action="store_true")
+    # internal: write one model (DIR SEED) in a child process, so that this process stays small
+    parser.add_argument("--make", nargs=2, metavar=("DIR", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.make:
+        make_model(Path(args.make[0]), int(args.make[1]))
+        return 0
     if not args.mergekit:
         print("mergekit-yaml not found: pass --mergekit PATH (see the docstring)", file=sys.stderr)
         return 2
@@ -125,7 +133,9 @@ def main() -> int:
     try:
         models = {name: work / name for name in ("base", "a", "b")}
         for seed, path in enumerate(models.values()):
-            make_model(path, seed)
+            # not in this process: a child's ru_maxrss starts from its parent's RSS at fork, so a parent holding
+            # torch and model buffers would inflate every measured command's peak (it did: 1.34 GiB for ours)
+            subprocess.run([sys.executable, __file__, "--make", str(path), str(seed)], check=True)
         a, b, base = (str(models[k]) for k in ("a", "b", "base"))
         merges = {
             "slerp": (
@@ -155,7 +165,7 @@ def main() -> int:
             theirs.setdefault("dtype", "bfloat16")
             (work / f"{name}.yml").write_text(json.dumps(theirs))
             (work / f"{name}.json").write_text(json.dumps({"steps": [ours]}))
-            results: dict[str, list[tuple[float, int]]] = {"ours": [], "mergekit": []}
+            results: dict[str, list[tuple[float, float, int]]] = {"ours": [], "mergekit": []}
             for rep in range(args.reps):
                 for who in ("ours", "mergekit"):
                     out = work / f"out-{name}-{who}-{rep}"
@@ -174,15 +184,15 @@ def main() -> int:
                     else:
                         argv = [args.mergekit, str(work / f"{name}.yml"), str(out)]
                     results[who].append(run_measured(argv, work / f"{name}-{who}-{rep}.log"))
-                    print(
-                        f"  {name} {who:<8} {results[who][-1][0]:7.1f} s  {results[who][-1][1] / 2**30:5.2f} GiB",
-                        flush=True,
-                    )
+                    wall, cpu, rss = results[who][-1]
+                    print(f"  {name} {who:<8} {wall:7.1f} s wall {cpu:7.1f} s cpu {rss / 2**30:5.2f} GiB", flush=True)
                     shutil.rmtree(out)
             t_ours = statistics.median(r[0] for r in results["ours"])
             t_mk = statistics.median(r[0] for r in results["mergekit"])
-            m_ours = max(r[1] for r in results["ours"])
-            m_mk = max(r[1] for r in results["mergekit"])
+            c_ours = statistics.median(r[1] for r in results["ours"])
+            c_mk = statistics.median(r[1] for r in results["mergekit"])
+            m_ours = max(r[2] for r in results["ours"])
+            m_mk = max(r[2] for r in results["mergekit"])
             moved = sum(p.stat().st_size for i in inputs for p in weights(Path(i))) + sum(
                 p.stat().st_size for p in weights(models["a"])
             )
@@ -191,7 +201,8 @@ def main() -> int:
             code |= verdict != "pass"
             print(
                 f"{name}: ours {t_ours:.1f} s / {m_ours / 2**30:.2f} GiB, mergekit {t_mk:.1f} s / "
-                f"{m_mk / 2**30:.2f} GiB: time {t_ours / t_mk:.2f}x, RSS {m_ours / m_mk:.2f}x; "
+                f"{m_mk / 2**30:.2f} GiB: time {t_ours / t_mk:.2f}x, cpu {c_ours / c_mk:.2f}x ({c_ours:.1f} vs "
+                f"{c_mk:.1f} s), RSS {m_ours / m_mk:.2f}x; "
                 f"{speed / 2**20:.0f} MiB/s moved vs copy {floor / 2**20:.0f} MiB/s -> {verdict}"
             )
             if not args.no_readme:
@@ -208,6 +219,9 @@ def main() -> int:
                         f"{t_mk:.1f}",
                         f"{m_mk / 2**30:.2f}",
                         f"{t_ours / t_mk:.2f}",
+                        f"{c_ours:.1f}",
+                        f"{c_mk:.1f}",
+                        f"{c_ours / c_mk:.2f}",
                         f"{m_ours / m_mk:.2f}",
                         f"{speed / floor:.2f}",
                         verdict,

@@ -34,8 +34,9 @@ DTYPES: dict[str, torch.dtype] = {
 }
 DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
 INDEX_NAME = "model.safetensors.index.json"
-# elements per chunk streamed through an operation (16 MiB of float32)
-CHUNK_ELEMENTS = 4 * 1024 * 1024
+# elements per chunk streamed through an operation: 1 MiB of float32, so that a chunk and its temporaries
+# stay in the CPU caches
+CHUNK_ELEMENTS = 256 * 1024
 
 
 @dataclass(frozen=True)
