@@ -105,8 +105,13 @@ def _sources(req: DataRequest) -> list[tuple[str, tuple[str, ...], str]]:
     if req.val_sources:
         out.append(("data.val_files", req.val_sources, req.split.val_name or "test"))
     elif req.split.val_name:
-        out.append(("data.split.val_name", req.train_sources, req.split.val_name))
+        out.append(("data.split.val_name", _dirs(req.train_sources), req.split.val_name))
     return out
+
+
+def _dirs(sources: tuple[str, ...]) -> tuple[str, ...]:
+    """The dataset folders among sources: the ones a split name (data.split.val_name) picks files from."""
+    return tuple(s for s in sources if Path(s).is_dir())
 
 
 def _hash_file(digest: Any, path: Path) -> None:
@@ -184,7 +189,7 @@ def _build(req: DataRequest, digest: str, folder: Path) -> None:
         for source in req.val_sources:
             val += map_rows(req, "data.val_files", source, req.split.val_name or "test", counts)
     elif req.split.val_name:
-        for source in req.train_sources:
+        for source in _dirs(req.train_sources):
             val += map_rows(req, "data.split.val_name", source, req.split.val_name, counts)
     _check_bad_fraction(req, counts)
     if not val and req.split.val_fraction > 0 and len(train) > 1:

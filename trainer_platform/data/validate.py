@@ -35,9 +35,12 @@ def resolve_data_paths(data: Mapping[str, Any]) -> dict[str, Any]:
         return out
     if data.get("dir"):
         folder = Path(str(data["dir"])).expanduser()
-        out["train_files"] = [str(p) for p in _files_or_none(folder, "train") or [folder / "train.parquet"]]
+        split = data.get("split") or {}
+        train_name = split.get("train_name") or "train"
+        val_names = [split["val_name"]] if split.get("val_name") else _VAL_NAMES
+        out["train_files"] = [str(p) for p in _files_or_none(folder, train_name) or [folder / "train.parquet"]]
         if not data.get("val_files"):
-            val = next((f for name in _VAL_NAMES if (f := _files_or_none(folder, name))), None)
+            val = next((f for name in val_names if (f := _files_or_none(folder, name))), None)
             out["val_files"] = [str(p) for p in val] if val else None
     elif data.get("packaged"):
         out["train_files"] = [str(packaged_file(str(data["packaged"])))]
