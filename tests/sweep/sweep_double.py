@@ -74,7 +74,7 @@ def batches_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
 class Scored(Batches):
     """A waiting launcher whose 'training' is a formula: val/loss = (log10(lr) + 3)^2 (best at lr 1e-3), logged at
-    step 5; a trial with lr above 5e-2 is stopped by the grad-norm rule, as the diagnostics monitor would. It stands
+    step 5; a trial with lr above 1e-2 is stopped by the grad-norm rule, as the diagnostics monitor would. It stands
     in for training in the fast search tests (tests/e2e/test_sweep_e2e.py searches with real training)."""
 
     Options = LocalOptions  # waits, as a search needs
@@ -86,7 +86,7 @@ class Scored(Batches):
         handles = super().submit(jobs, run_dirs)
         for job, run in zip(jobs, run_dirs, strict=True):
             lr = float(next(a for a in job.argv if a.startswith("optim.lr=")).split("=", 1)[1])
-            if lr > 5e-2:
+            if lr > 1e-2:
                 reason = {"rule": "grad_norm_explosion", "step": 2, "message": "planted"}
                 run.write_status(STOPPED, exit_code=143, stop_reason=reason)
                 continue

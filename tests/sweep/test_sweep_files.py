@@ -26,13 +26,13 @@ def _file(tmp_path: Path, body: str) -> str:
 
 def test_grid_zip_and_seeds_make_every_combination(tmp_path: Path, batches: Any) -> None:
     body = BASE + (
-        "grid:\n  algorithm.lr: [1.0e-4, 1.0e-3]\n"
+        "grid:\n  algorithm.lr: [1.0e-4]\n"
         "zip:\n  - {algorithm.warmup_ratio: [0.0, 0.1], algorithm.weight_decay: [0.0, 0.01]}\n"
         "seeds: [1, 2]\n"
     )
     assert main(["-m", f"+sweep={_file(tmp_path, body)}", "name=g"]) == 0
     [batch] = batches.batches
-    assert len(batch) == 2 * 2 * 2
+    assert len(batch) == 1 * 2 * 2
     assert batch[:3] == [
         "algorithm.lr=0.0001,algorithm.warmup_ratio=0.0,algorithm.weight_decay=0.0,train.seed=1",
         "algorithm.lr=0.0001,algorithm.warmup_ratio=0.0,algorithm.weight_decay=0.0,train.seed=2",

@@ -41,7 +41,7 @@ class SweepSession:
     details: dict[str, Any] = field(default_factory=dict)
     # the runs of a grid, expanded and validated by train.py (None: the sweeper chooses them, e.g. Optuna)
     planned: list[list[str]] | None = None
-    # a search's objective: each finished run is scored by it (the value Optuna is told; NaN when none)
+    # a search's objective: each finished run is scored by it (the value Optuna is told; None when none)
     objective: Any = None
     # the next trial's number
     trials: int = 0
@@ -66,7 +66,8 @@ class SweepSession:
 
     def launch(self, jobs: list[list[str]]) -> list[Any]:
         """Compose, validate, prepare and submit one batch of runs; their exit codes (0 when detached), or for a
-        search each run's objective value (NaN when it logged none: failed, or pruned by a diagnostics rule)."""
+        search each run's objective value (None when it logged none: failed, or pruned by a diagnostics rule; the
+        Optuna sweeper records a trial without a number as failed and goes on, where NaN would stop it)."""
         from trainer_platform.flags import parse_flag
         from trainer_platform.pipeline import RunRequest, run_batch
 
@@ -106,13 +107,16 @@ class SweepSession:
                 shutil.rmtree(self.sweep_dir, ignore_errors=True)  # nothing of this sweep was created
                 self.sweep_dir = None
             raise
-        self.codes.extend(codes)
         if self.objective is None or dry:
+            self.codes.extend(codes)
             return codes
-        return self._scores(created, first_index)
+        scores = self._scores(created, first_index)
+        # a trial a diagnostics rule stopped was pruned on purpose: it does not fail the search
+        self.codes.extend(0 if "pruned" in self.runs[first_index + i] else c for i, c in enumerate(codes))
+        return scores
 
-    def _scores(self, prepared: list[Any], first_index: int) -> list[float]:
-        """Each finished run's objective value (NaN when none), also written into the manifest."""
+    def _scores(self, prepared: list[Any], first_index: int) -> list[float | None]:
+        """Each finished run's objective value (None when none), also written into the manifest."""
         from trainer_platform.sweep.objective import run_value
 
         scores = []
@@ -124,7 +128,7 @@ class SweepSession:
             reason = status.extra.get("stop_reason")
             if isinstance(reason, dict):
                 entry["pruned"] = f"{reason.get('rule')} at step {reason.get('step')}"
-            scores.append(float("nan") if scored is None else scored[0])
+            scores.append(None if scored is None else scored[0])
         if prepared:
             self._write_manifest(prepared[0].request.spec)
         return scores

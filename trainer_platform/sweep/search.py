@@ -71,7 +71,7 @@ def search_overrides(search: SearchSettings, name: str | None) -> list[str]:
         f"hydra.sweeper.n_trials={search.n_trials}",
         f"hydra.sweeper.n_jobs={search.n_jobs}",
         f"hydra.sweeper.direction={direction}",
-        # a failed or pruned trial is scored NaN (failed for Optuna); the search goes on
+        # a failed or pruned trial has no score (failed for Optuna); the search goes on
         "hydra.sweeper.max_failure_rate=1.0",
     ]
     if search.seed is not None:
