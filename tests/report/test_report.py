@@ -76,6 +76,7 @@ def test_page_is_self_contained(tmp_path: Path) -> None:
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=", page)  # nothing loaded from anywhere
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
     assert "Plotly.newPlot" in page and len(page) > 1_000_000  # plotly.js inlined
+    assert page.index("<h2>Plots</h2>") < page.index("<h2>Final values</h2>")  # the long table after the plots
 
 
 def test_sweep_without_manifest_uses_spec_keys_that_differ(tmp_path: Path) -> None:

@@ -95,9 +95,14 @@ def run(args: argparse.Namespace, out: Console) -> int:
     row(t, "finished", f"{fmt_time(status.finished)} ({fmt_duration(status.duration_s())})")
     if status.host:
         row(t, "host / pid", f"{status.host} / {status.pid}")
-    for key in ("error", "stop_reason", "reason"):
-        if key in status.extra:
-            row(t, key, Text(str(status.extra[key]), style="red"))
+    for key in ("error", "stop_reason"):
+        value = status.extra.get(key)
+        if isinstance(value, dict):  # a diagnostics rule that stopped the run: rule, step, message
+            value = f"{value.get('rule', '?')} at step {value.get('step', '?')}: {value.get('message', '')}".rstrip(
+                ": "
+            )
+        if value:
+            row(t, key.replace("_", " "), Text(str(value), style="red"))
     out.print(t)
 
     t = _section(out, "spec" + ("" if flat else " (no spec.yaml)"))

@@ -114,7 +114,7 @@ def render(
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style>"
         f"<script>{plotly_js()}</script></head><body>"
         f'<h1>{html.escape(title)}</h1><div class="sub">{html.escape(subtitle)}</div><div id="errors"></div>'
-        f'{blocks}<h2>Plots</h2><div class="grid">{cards}</div>'
+        f'{blocks}<h2>Plots</h2><div class="grid">{cards}</div>{tail}'
         f'<script type="application/json" id="report-data">{_json_script(list(figures))}</script>'
         f"<script>{_SCRIPT}</script></body></html>\n"
     )
