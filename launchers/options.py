@@ -210,6 +210,13 @@ class SlurmOptions(LauncherOptions):
     array_parallelism: int | None = Field(default=None, gt=0)
     # more sbatch options, as on sbatch's command line: ["--mail-type=END", "--reservation=r1"]
     sbatch_args: tuple[str, ...] = ()
+    # multi-node RL: first of the fixed ports of the Ray cluster the job brings up (GCS; node services from +10,
+    # workers +100..+999), below Linux's ephemeral range
+    ray_port_base: int = Field(default=24000, ge=1024, le=31768)
+    # multi-node RL: seconds for every node and GPU to join the job's Ray cluster before the job fails
+    ray_wait_s: float = Field(default=300.0, gt=0)
+    # multi-node SFT/DPO: the port of torchrun's rendezvous on the first node (MASTER_PORT)
+    master_port: int = Field(default=29500, ge=1024, le=65535)
 
     @field_validator("partition", "account", "qos", "constraint", "exclude")
     @classmethod

@@ -97,6 +97,8 @@ class RayClusterSettings:
     register_timeout_s: float = 300.0
     # seconds a node's Ray gets to stop after ENDED before it is killed
     stop_grace_s: float = 15.0
+    # starts of a node's Ray before its step fails (Ray gives a raylet 30 s to register: a loaded node can miss it)
+    start_attempts: int = 3
 
 
 def needs_ray_cluster(job: VerlJob) -> bool:
@@ -138,6 +140,7 @@ def render_ray_cluster(
             resource_flags=resource_flags(dict(job.ray_node_resources)),
             register_timeout_s=int(settings.register_timeout_s),
             stop_grace_ticks=max(1, int(settings.stop_grace_s * 10)),
+            start_attempts=max(1, settings.start_attempts),
             command=job.shell_line(),
         )
     )

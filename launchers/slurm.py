@@ -28,7 +28,9 @@ from typing import Any, ClassVar
 from launchers.base import Handle, Launcher, LaunchError
 from launchers.jobstate import parse_record
 from launchers.options import SlurmOptions
+from launchers.ray_cluster import RayClusterSettings, RayPorts, needs_ray_cluster, render_with_ray_cluster
 from launchers.render import CANCEL_REQUESTED, JOB_STATE, SBATCH, render, render_sbatch, sbatch_parameters
+from launchers.torchrun_nodes import needs_torchrun_nodes, render_with_torchrun_nodes
 from trainer_platform.errors import SpecError
 from trainer_platform.job import VerlJob
 from trainer_platform.paths import verl_ext_dir
@@ -102,14 +104,33 @@ class SlurmLauncher(Launcher):
 
     def render(self, job: VerlJob, run_dir: RunDir) -> dict[str, str]:
         folder = str(run_dir.path.absolute() / ".slurm")
-        files = render(
-            job,
-            launcher=self.name,
-            run_name=run_dir.name,
-            verl_ext=str(verl_ext_dir()),
-            # launcher.setup goes into the batch script (below), before submitit's runner starts
-            python=_python(job),
-        )
+        o = self._opts()
+        # launcher.setup goes into the batch script (below), before submitit's runner starts: srun steps inherit it
+        if needs_ray_cluster(job):  # multi-node RL: the wrapper brings a Ray cluster up across the allocation
+            settings = RayClusterSettings(ports=RayPorts(o.ray_port_base), register_timeout_s=o.ray_wait_s)
+            files = render_with_ray_cluster(
+                job,
+                run_name=run_dir.name,
+                verl_ext=str(verl_ext_dir()),
+                python=_python(job),
+                settings=settings,
+            )
+        elif needs_torchrun_nodes(job):  # multi-node SFT/DPO: one torchrun per node, rendezvous on the first
+            files = render_with_torchrun_nodes(
+                job,
+                run_name=run_dir.name,
+                verl_ext=str(verl_ext_dir()),
+                python=_python(job),
+                master_port=o.master_port,
+            )
+        else:
+            files = render(
+                job,
+                launcher=self.name,
+                run_name=run_dir.name,
+                verl_ext=str(verl_ext_dir()),
+                python=_python(job),
+            )
         params = self.parameters([job], _job_name(run_dir.name))
         files[SBATCH] = render_sbatch(params, folder=folder, command=_runner(folder))
         return files

@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import netns_service
 import pytest
 import ray_service
 
@@ -159,6 +160,25 @@ def slurm_cluster() -> Iterator[slurm_service.Slurm]:
     yield cluster
     slurm_service.stop(cluster)
     shutil.rmtree(cluster.folder, ignore_errors=True)
+    if old is None:
+        os.environ.pop("SLURM_CONF", None)
+    else:
+        os.environ["SLURM_CONF"] = old
+
+
+@pytest.fixture(scope="module")
+def slurm_two_nodes() -> Iterator[slurm_service.Slurm]:
+    """A real two-node Slurm on this machine: each slurmd in a network namespace of its own, with its own address
+    (tests/netns_service.py). Module-scoped: SLURM_CONF points at it during the multi-node tests only, and is
+    restored after them (the single-node `slurm_cluster` of other tests may be up meanwhile)."""
+    reason = slurm_service.unavailable() or netns_service.unavailable()
+    if reason:
+        pytest.skip(reason)
+    cluster = slurm_service.start_multinode(Path(tempfile.mkdtemp(prefix="tpslurm2n", dir="/tmp")))
+    old = os.environ.get("SLURM_CONF")
+    os.environ.update(cluster.env)
+    yield cluster
+    slurm_service.stop(cluster)
     if old is None:
         os.environ.pop("SLURM_CONF", None)
     else:

@@ -110,8 +110,10 @@ def enter(node: NodeNet) -> list[str]:
 def remove(network: Network) -> None:
     """Delete the namespaces, the veth pairs and the bridge, by name (the kernel removes a namespace's veth pair
     only once the namespace is freed: deleted here, not waited for)."""
-    _remove([f"link:{network.bridge}"] + [f"{kind}:{name}" for n in network.nodes for kind, name in
-             (("link", n.host_end), ("netns", n.namespace))])
+    _remove(
+        [f"link:{network.bridge}"]
+        + [f"{kind}:{name}" for n in network.nodes for kind, name in (("link", n.host_end), ("netns", n.namespace))]
+    )
 
 
 def _remove(made: list[str]) -> None:

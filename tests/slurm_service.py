@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import netns_service
+
 DAEMONS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd")
 # CPUs the test node advertises (more than the machine has: tiny jobs share the cores)
 NODE_CPUS = 16
@@ -34,12 +36,14 @@ CLUSTER = "tpci"
 
 @dataclass(frozen=True)
 class Node:
-    """One slurmd: its node name, the address it listens on and its port."""
+    """One slurmd: its node name, the address it listens on and its port, and the network namespace it runs in
+    (None: the host's network, slurmd's multiple-node mode on 127.0.0.1)."""
 
     name: str
     addr: str = "127.0.0.1"
     port: int = 0
     cpus: int = NODE_CPUS
+    netns: netns_service.NodeNet | None = None
 
 
 @dataclass
@@ -50,6 +54,8 @@ class Slurm:
     partition: str = PARTITION
     # daemon name -> pid (processes this fixture started)
     pids: dict[str, int] = field(default_factory=dict)
+    # the bridge and namespaces of a multi-node cluster (removed by stop())
+    network: netns_service.Network | None = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -73,7 +79,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def slurm_conf(folder: Path, nodes: list[Node], *, ctld_port: int, dbd_port: int, host: str) -> str:
+def slurm_conf(
+    folder: Path, nodes: list[Node], *, ctld_port: int, dbd_port: int, host: str, ctld_addr: str = "127.0.0.1"
+) -> str:
     """slurm.conf for a cluster whose state, logs and pid files all live in `folder`."""
     node_lines = [
         f"NodeName={n.name} NodeHostname={host} NodeAddr={n.addr} Port={n.port} CPUs={n.cpus} "
@@ -83,7 +91,7 @@ def slurm_conf(folder: Path, nodes: list[Node], *, ctld_port: int, dbd_port: int
     return "\n".join(
         [
             f"ClusterName={CLUSTER}",
-            f"SlurmctldHost={host}(127.0.0.1)",
+            f"SlurmctldHost={host}({ctld_addr})",
             f"SlurmctldPort={ctld_port}",
             "SlurmUser=root",
             "AuthType=auth/munge",
@@ -172,19 +180,37 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def start(folder: Path, nodes: list[Node] | None = None) -> Slurm:
-    """Bring the cluster up in `folder` (fresh or empty): munge -> MariaDB -> slurmdbd -> slurmctld -> slurmd."""
+def start_multinode(folder: Path, count: int = 2) -> Slurm:
+    """A cluster of `count` nodes on this machine, each slurmd in a network namespace of its own with its own
+    address (tests/netns_service.py), slurmctld on the bridge's host address: jobs on different nodes reach each
+    other over the network, on the same fixed ports, as on a real cluster (slurmd's multiple-node mode, which
+    Debian's build also supports, gives every node 127.0.0.1 and one set of ports). Nodes are tpn0, tpn1, ..."""
+    network = netns_service.create(count)
+    nodes = [Node(f"tpn{i}", net.addr, 6818, NODE_CPUS, net) for i, net in enumerate(network.nodes)]
+    try:
+        slurm = start(folder, nodes, ctld_addr=network.gateway)
+    except BaseException:
+        netns_service.remove(network)
+        raise
+    slurm.network = network
+    return slurm
+
+
+def start(folder: Path, nodes: list[Node] | None = None, *, ctld_addr: str = "127.0.0.1") -> Slurm:
+    """Bring the cluster up in `folder` (fresh or empty): munge -> MariaDB -> slurmdbd -> slurmctld -> slurmd.
+    `ctld_addr` is where slurmctld is reached (the bridge's address when nodes run in namespaces)."""
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o755)  # munged's socket must be reachable by every job's user
     for sub in ("state", "spool", "log", "mysql"):
         (folder / sub).mkdir(exist_ok=True)
     host = socket.gethostname().split(".")[0]
-    nodes = [Node(n.name, n.addr, n.port or free_port(), n.cpus) for n in (nodes or [Node(host)])]
+    nodes = [Node(n.name, n.addr, n.port or free_port(), n.cpus, n.netns) for n in (nodes or [Node(host)])]
     for n in nodes:
         (folder / "spool" / n.name).mkdir(exist_ok=True)
     ctld_port, dbd_port, db_port = free_port(), free_port(), free_port()
     slurm = Slurm(folder=folder, conf=folder / "slurm.conf", nodes=nodes)
-    slurm.conf.write_text(slurm_conf(folder, nodes, ctld_port=ctld_port, dbd_port=dbd_port, host=host))
+    conf = slurm_conf(folder, nodes, ctld_port=ctld_port, dbd_port=dbd_port, host=host, ctld_addr=ctld_addr)
+    slurm.conf.write_text(conf)
     env = {**os.environ, **slurm.env}
 
     key = folder / "munge.key"
@@ -249,7 +275,9 @@ def start(folder: Path, nodes: list[Node] | None = None) -> Slurm:
     _spawn(slurm, "slurmctld", ["slurmctld", "-D", "-i", "-f", str(slurm.conf)], env)
     _until("slurmctld", lambda: _ok("timeout", "5", "scontrol", "ping", env=env), slurm, 60)
     for n in nodes:
-        _spawn(slurm, f"slurmd-{n.name}", ["slurmd", "-D", "-f", str(slurm.conf), "-N", n.name], env)
+        # in a namespace through nsenter --net (ip netns exec remounts /sys: slurmd then finds no cgroup mount)
+        prefix = netns_service.enter(n.netns) if n.netns else []
+        _spawn(slurm, f"slurmd-{n.name}", [*prefix, "slurmd", "-D", "-f", str(slurm.conf), "-N", n.name], env)
 
     def idle() -> bool:
         out = subprocess.run(
@@ -262,7 +290,11 @@ def start(folder: Path, nodes: list[Node] | None = None) -> Slurm:
 
 
 def stop(slurm: Slurm) -> None:
-    """Stop every daemon this fixture started, by pid, in reverse start order (SIGKILL after 10 s)."""
+    """Cancel the jobs still there (a job step outlives a slurmd that is stopped under it, Ray processes and all),
+    then stop every daemon this fixture started, by pid, in reverse start order (SIGKILL after 10 s), and remove a
+    multi-node cluster's namespaces."""
+    if "slurmctld" in slurm.pids:
+        _cancel_all(slurm)
     for name, pid in reversed(list(slurm.pids.items())):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -275,6 +307,25 @@ def stop(slurm: Slurm) -> None:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
         slurm.pids.pop(name, None)
+    if slurm.network is not None:
+        netns_service.remove(slurm.network)
+        slurm.network = None
+
+
+def _cancel_all(slurm: Slurm, timeout_s: float = 30.0) -> None:
+    env = {**os.environ, **slurm.env}
+    jobs = subprocess.run(
+        ["timeout", "5", "squeue", "-h", "-o", "%A"], capture_output=True, text=True, env=env
+    ).stdout.split()
+    if not jobs:
+        return
+    subprocess.run(["timeout", "10", "scancel", *jobs], capture_output=True, env=env)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        left = subprocess.run(["timeout", "5", "squeue", "-h", "-o", "%A"], capture_output=True, text=True, env=env)
+        if left.returncode == 0 and not left.stdout.split():
+            return
+        time.sleep(0.5)
 
 
 # ---- what tests ask the cluster (through SLURM_CONF in their environment) ----

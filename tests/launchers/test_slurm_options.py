@@ -101,6 +101,10 @@ def test_time_formats(value: int | str, minutes: int) -> None:
         ("sbatch_args", ["--comment=a;rm -rf /"], "not an sbatch option"),
         ("cpus_per_task", 0, "greater than 0"),
         ("array_parallelism", -1, "greater than 0"),
+        ("ray_port_base", 80, "greater than or equal to 1024"),
+        ("ray_port_base", 40000, "less than or equal to 31768"),
+        ("ray_wait_s", 0, "greater than 0"),
+        ("master_port", 70000, "less than or equal to 65535"),
     ],
 )
 def test_bad_options_name_the_key(key: str, value: object, problem: str) -> None:
@@ -119,6 +123,6 @@ def test_conf_file_matches_the_options() -> None:
     assert set(conf) == set(SlurmOptions.model_fields)
     assert set(conf) == {
         "name", "wait", "setup", "partition", "account", "qos", "time", "mem", "cpus_per_task", "constraint",
-        "exclude", "array_parallelism", "sbatch_args",
+        "exclude", "array_parallelism", "sbatch_args", "ray_port_base", "ray_wait_s", "master_port",
     }  # fmt: skip
     parse_options(SlurmOptions, conf)

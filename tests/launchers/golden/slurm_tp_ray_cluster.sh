@@ -21,17 +21,30 @@ export WANDB_MODE=disabled
 
 say() { echo "[tp_ray_cluster $(date -u +%H:%M:%S) ${SLURMD_NODENAME:-?}] $*"; }
 
-# The address other nodes reach this node at: Slurm's NodeAddr for it (resolved when it is a name), else the
-# address its host name resolves to.
+# The address other nodes reach node $1 (default: this one) at: Slurm's NodeAddr for it (resolved when it is a
+# name), else the address its name resolves to.
 node_ip() {
-  local addr
-  addr=$(scontrol show node "$SLURMD_NODENAME" -o 2>/dev/null | sed -n 's/.*NodeAddr=\([^ ]*\).*/\1/p')
-  [ -n "$addr" ] || addr=$SLURMD_NODENAME
+  local node=${1:-$SLURMD_NODENAME} addr
+  addr=$(scontrol show node "$node" -o 2>/dev/null | sed -n 's/.*NodeAddr=\([^ ]*\).*/\1/p')
+  [ -n "$addr" ] || addr=$node
   if [[ ! $addr =~ ^[0-9.]+$ ]]; then
     addr=$(getent ahostsv4 "$addr" | awk 'NR==1 {print $1}')
   fi
   echo "$addr"
 }
+
+# gloo (torch.distributed on CPU, verl's CPU groups) binds to the address the host name resolves to, which is
+# loopback where /etc/hosts maps it there: unless GLOO_SOCKET_IFNAME is set, use the interface carrying $1
+gloo_interface() {
+  local ifname
+  [ -z "${GLOO_SOCKET_IFNAME:-}" ] && command -v ip >/dev/null || return 0
+  ifname=$(ip -o -4 addr show | awk -v ip="$1" '{split($4, a, "/"); if (a[1] == ip) {print $2; exit}}')
+  if [ -n "$ifname" ]; then
+    export GLOO_SOCKET_IFNAME=$ifname
+    say "GLOO_SOCKET_IFNAME=$ifname (carries $1)"
+  fi
+}
+
 
 # --- one node's Ray: runs under srun on every node ---------------------------------------------------------------
 if [ "${1:-}" = node ]; then
@@ -40,42 +53,49 @@ if [ "${1:-}" = node ]; then
   ip=$(node_ip)
   [ -n "$ip" ] || { say "cannot find this node's address (scontrol show node, getent)"; exit 1; }
   echo "$ip" >"$logs/nodes/$SLURMD_NODENAME.tmp" && mv -f "$logs/nodes/$SLURMD_NODENAME.tmp" "$logs/nodes/$SLURMD_NODENAME"
+  gloo_interface "$ip"
   args=(--block --disable-usage-stats --node-ip-address="$ip" --temp-dir="/tmp/tp-ray-${SLURM_JOB_ID}-$SLURMD_NODENAME"
     --node-manager-port=25010 --object-manager-port=25011
     --runtime-env-agent-port=25012 --dashboard-agent-grpc-port=25013
     --dashboard-agent-listen-port=25014 --metrics-export-port=25015
     --min-worker-port=25100 --max-worker-port=25999 --num-cpus=16 --num-gpus=1)
-  if [ "$role" = head ]; then
-    say "starting the Ray head at $ip:25000"
-    "$python" -m ray.scripts.scripts start --head --port=25000 --ray-client-server-port=25001 \
-      --include-dashboard=false "${args[@]}" &
-    ray_pid=$!
-    until (exec 3<>"/dev/tcp/$ip/25000") 2>/dev/null; do
-      kill -0 "$ray_pid" 2>/dev/null || { say "the Ray head exited before its GCS listened"; exit 1; }
-      [ -e "$logs/ENDED" ] && exit 0
-      sleep 0.5
-    done
-    echo "$ip:25000" >"$logs/head_address.tmp" && mv -f "$logs/head_address.tmp" "$logs/head_address"
-    say "Ray head listening at $ip:25000"
-  else
-    until [ -s "$logs/head_address" ]; do
-      [ -e "$logs/ENDED" ] && { say "ENDED before the head started"; exit 1; }
-      sleep 0.5
-    done
-    say "joining the Ray cluster at $(cat "$logs/head_address") from $ip"
-    "$python" -m ray.scripts.scripts start --address="$(cat "$logs/head_address")" "${args[@]}" &
-    ray_pid=$!
-  fi
   trap 'touch "$logs/ENDED"' TERM INT HUP
-  while kill -0 "$ray_pid" 2>/dev/null && [ ! -e "$logs/ENDED" ]; do sleep 1; done
-  if [ -e "$logs/ENDED" ]; then
-    kill -TERM "$ray_pid" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$ray_pid" 2>/dev/null || exit 0; sleep 0.1; done
-    kill -KILL "$ray_pid" 2>/dev/null
-    exit 0
-  fi
-  wait "$ray_pid"; code=$?
-  say "Ray on this node exited with code $code before the job ended"
+  # Ray's own start-up gives a raylet 30 s to register (more on a loaded node): a failed start is retried, as a
+  # restarted head keeps its fixed address
+  for attempt in $(seq 3); do
+    if [ "$role" = head ]; then
+      say "starting the Ray head at $ip:25000 (attempt $attempt)"
+      "$python" -m ray.scripts.scripts start --head --port=25000 --ray-client-server-port=25001 \
+        --include-dashboard=false "${args[@]}" &
+      ray_pid=$!
+      until (exec 3<>"/dev/tcp/$ip/25000") 2>/dev/null || ! kill -0 "$ray_pid" 2>/dev/null; do
+        [ -e "$logs/ENDED" ] && break
+        sleep 0.5
+      done
+      if kill -0 "$ray_pid" 2>/dev/null && [ ! -e "$logs/head_address" ]; then
+        echo "$ip:25000" >"$logs/head_address.tmp" && mv -f "$logs/head_address.tmp" "$logs/head_address"
+        say "Ray head listening at $ip:25000"
+      fi
+    else
+      until [ -s "$logs/head_address" ]; do
+        [ -e "$logs/ENDED" ] && { say "ENDED before the head started"; exit 1; }
+        sleep 0.5
+      done
+      say "joining the Ray cluster at $(cat "$logs/head_address") from $ip (attempt $attempt)"
+      "$python" -m ray.scripts.scripts start --address="$(cat "$logs/head_address")" "${args[@]}" &
+      ray_pid=$!
+    fi
+    while kill -0 "$ray_pid" 2>/dev/null && [ ! -e "$logs/ENDED" ]; do sleep 1; done
+    if [ -e "$logs/ENDED" ]; then
+      kill -TERM "$ray_pid" 2>/dev/null
+      for _ in $(seq 50); do kill -0 "$ray_pid" 2>/dev/null || exit 0; sleep 0.1; done
+      kill -KILL "$ray_pid" 2>/dev/null
+      exit 0
+    fi
+    wait "$ray_pid"; code=$?
+    say "Ray on this node exited with code $code before the job ended (attempt $attempt of 3)"
+    sleep 2
+  done
   exit $((code == 0 ? 1 : code))
 fi
 
@@ -148,19 +168,28 @@ while not os.path.exists(address):
     time.sleep(0.5)
 import ray  # noqa: E402
 
-ray.init(address=open(address).read().strip(), logging_level="ERROR", log_to_driver=False)
+status, connected = "no node registered", False
 while True:
-    alive = [n for n in ray.nodes() if n["Alive"]]
-    gpus = sum(n["Resources"].get("GPU", 0) for n in alive)
-    if len(alive) >= want_nodes and gpus >= want_gpus:
-        print(f"[tp_ray_cluster] {len(alive)} nodes, {gpus:g} GPUs registered", flush=True)
-        break
-    published = {open(os.path.join(logs, "nodes", n)).read().strip(): n
-                 for n in os.listdir(os.path.join(logs, "nodes")) if not n.endswith(".tmp")}
-    registered = {n["NodeManagerAddress"] for n in alive}
-    missing = sorted(name for ip, name in published.items() if ip not in registered)
-    status = (f"{len(alive)} of {want_nodes} nodes and {gpus:g} of {want_gpus:g} GPUs registered"
-              f" (not registered: {', '.join(missing) or 'nodes that never published an address'})")
+    try:
+        if not connected:
+            ray.init(address=open(address).read().strip(), logging_level="ERROR", log_to_driver=False)
+            connected = True
+        alive = [n for n in ray.nodes() if n["Alive"]]
+    except Exception as e:  # the head restarting (its start is retried): connect again until the deadline
+        ray.shutdown()
+        connected, alive = False, []
+        status = f"cannot reach the Ray head ({type(e).__name__})"
+    else:
+        gpus = sum(n["Resources"].get("GPU", 0) for n in alive)
+        if len(alive) >= want_nodes and gpus >= want_gpus:
+            print(f"[tp_ray_cluster] {len(alive)} nodes, {gpus:g} GPUs registered", flush=True)
+            break
+        published = {open(os.path.join(logs, "nodes", n)).read().strip(): n
+                     for n in os.listdir(os.path.join(logs, "nodes")) if not n.endswith(".tmp")}
+        registered = {n["NodeManagerAddress"] for n in alive}
+        missing = sorted(name for ip, name in published.items() if ip not in registered)
+        status = (f"{len(alive)} of {want_nodes} nodes and {gpus:g} of {want_gpus:g} GPUs registered"
+                  f" (not registered: {', '.join(missing) or 'nodes that never published an address'})")
     if step_ended():
         fail(f"a Ray node's step ended: {status}")
     if time.monotonic() > deadline:
