@@ -8,6 +8,7 @@ The machine has 2 cores: the step itself is small, most of the time is Ray and v
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -50,14 +51,19 @@ def test_grpo_trains_on_two_slurm_nodes_through_our_ray_cluster(
     assert sorted(addresses) == ["tpn0", "tpn1"] and len(set(addresses.values())) == 2, addresses
     assert (logs / "head_address").read_text().strip() == f"{addresses['tpn0']}:24000"
     assert "2 nodes, 2 GPUs registered" in log
-    for addr in addresses.values():
-        assert f"ip={addr})" in log, f"no Ray worker ran on {addr}"
+    # Ray tags a remote node's actor output with its address, the driver node's without one
+    assert re.search(rf"\(WorkerDict pid=\d+, ip={re.escape(addresses['tpn1'])}\)", log)
+    assert re.search(r"\(WorkerDict pid=\d+\)", log), "no verl worker ran on the head node"
     assert "+ray_kwargs.ray_init.address=" in (run / "launch.sh").read_text()
 
     # one step trained, its checkpoint written
     assert [r["step"] for r in rd.read_metrics() if "actor/pg_loss" in r["data"]] == [1]
     assert rd.last_checkpoint_step() == 1
-    assert (run / "checkpoints" / "global_step_1" / "actor").is_dir()
+    actor = run / "checkpoints" / "global_step_1" / "actor"
+    assert sorted(p.name for p in actor.glob("model_world_size_*")) == [
+        "model_world_size_2_rank_0.pt",
+        "model_world_size_2_rank_1.pt",
+    ]  # two ranks, one per node
 
     # torn down through ENDED: no Ray process of this job is left on either node
     assert (logs / "ENDED").exists()
@@ -83,7 +89,7 @@ def test_sft_trains_on_two_slurm_nodes_through_torchrun_rendezvous(
     nodes = [n.addr for n in slurm_two_nodes.nodes]
     assert f"rendezvous at {nodes[0]}:29500" in log
     # both nodes joined the rendezvous, the first one hosting it
-    assert "(PET_RDZV_CONF=is_host=1)" in log and "(PET_RDZV_CONF=is_host=0)" in log
+    assert "(is_host=1)" in log and "(is_host=0)" in log
     losses = [r["data"]["train/loss"] for r in rd.read_metrics() if "train/loss" in r["data"]]
     assert len(losses) == 1 and 0 < losses[0] < 100, losses
     assert rd.last_checkpoint_step() == 1 and (run / "checkpoints" / "global_step_1").is_dir()
