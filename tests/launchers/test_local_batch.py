@@ -91,3 +91,47 @@ def test_a_queued_job_cancelled_from_another_process_never_starts(tmp_path: Path
     launcher.wait(handles[1])
     time.sleep(0.5)
     assert runs[1].read_status().state == CANCELLED and not (runs[1].path / "ran.json").exists()
+
+
+# submits three jobs that sleep, one at a time, and follows them as train.py does; the test interrupts it
+BATCH_DRIVER = """
+    import sys
+    from pathlib import Path
+    from launchers.local import LocalLauncher
+    from launchers.options import LocalOptions
+    from trainer_platform.job import VerlJob
+    from trainer_platform.runs import RunDir
+
+    runs = []
+    for i in range(3):
+        run = RunDir.allocate(Path(sys.argv[1]), f"run{i}")
+        run.create({"spec.yaml": "x: 1\\n"})
+        runs.append(run)
+    job = VerlJob(entry_point="t", argv=("python", "-c", "import time; print('up', flush=True); time.sleep(60)"))
+    launcher = LocalLauncher(grace_s=2.0, options=LocalOptions(name="local", max_parallel=1))
+    handles = launcher.submit([job] * 3, runs)
+    print("submitted", flush=True)
+    sys.exit(max(launcher.wait(h) for h in handles))
+"""
+
+
+def test_ctrl_c_while_following_stops_the_whole_batch(tmp_path: Path) -> None:
+    import signal
+    import textwrap
+
+    driver = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(BATCH_DRIVER), str(tmp_path)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert driver.stdout is not None and driver.stdout.readline().strip() == "submitted"
+    first = RunDir.open(tmp_path / "run0")
+    deadline = time.monotonic() + 30
+    while "up" not in (first.log_path.read_text() if first.log_path.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    driver.send_signal(signal.SIGINT)
+    assert driver.wait(timeout=60) == 130
+    states = [RunDir.open(tmp_path / f"run{i}").read_status().state for i in range(3)]
+    assert states == [CANCELLED, CANCELLED, CANCELLED]
+    assert not (tmp_path / "run1" / "train.log").exists() or "up" not in (tmp_path / "run1" / "train.log").read_text()
