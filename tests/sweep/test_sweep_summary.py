@@ -87,3 +87,15 @@ def test_not_a_sweep_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "is not a sweep directory" in capsys.readouterr().err
     assert cli(["sweep", str(tmp_path / "nope")]) == 2
     assert "no such directory" in capsys.readouterr().err
+
+
+def test_report_writes_the_sweeps_html_through_the_report_command(
+    sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(["sweep", str(sweep), "--report"]) == 0
+    assert "sweep report:" in capsys.readouterr().out.replace("\n", "")
+    page = (sweep / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html") or page.lstrip().lower().startswith("<!doctype html")
+    assert "algorithm.lr=1e-3,train.seed=1" in page  # the ranking names the runs
+    assert cli(["sweep", str(sweep), "--json", "--report", str(tmp_path / "r.html")]) == 0
+    assert json.loads(capsys.readouterr().out)["best"] and (tmp_path / "r.html").is_file()

@@ -1,5 +1,5 @@
 """`trainer-platform sweep SWEEP_DIR`: which setting won. Each run's swept values, state and metric, the best run,
-and each axis against the metric; `--report` writes the sweep's HTML report."""
+and each axis against the metric; `--report` also writes the sweep's HTML report (the `report` command's)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reduce", choices=("final", "best"), help="the run's final or best value (default final)")
     parser.add_argument("--mode", choices=("min", "max"), help="which way is better (default: the metric's own)")
     parser.add_argument("--json", action="store_true", help="the summary as one JSON object, for scripts")
+    parser.add_argument(
+        "--report",
+        nargs="?",
+        const="",
+        metavar="FILE",
+        help="also write the sweep's HTML report (`trainer-platform report`; default SWEEP_DIR/report.html)",
+    )
 
 
 def _objective(args: argparse.Namespace, summary: SweepSummary) -> Objective | None:
@@ -52,8 +59,13 @@ def run(args: argparse.Namespace, out: Console) -> int:
         raise CliError(str(exc)) from None
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2))
-        return 0
-    _print(summary, out)
+    else:
+        _print(summary, out)
+    if args.report is not None:
+        from trainer_platform.cli import cmd_report
+
+        report_out = Console(stderr=True) if args.json else out  # stdout stays one JSON object
+        return cmd_report.run(argparse.Namespace(target=args.sweep_dir, output=args.report or None), report_out)
     return 0
 
 
