@@ -6,16 +6,29 @@ import os
 from pathlib import Path
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
+# where a built wheel carries the checkout's conf/, verl/ and sweeps/ (setup.py copies them in; never in a checkout)
+SHIPPED = Path(__file__).resolve().parent / "_shipped"
+
+
+def _tree(name: str) -> Path:
+    """The checkout's top-level folder `name` (a source tree or an editable install), else the copy an installed
+    wheel carries inside the package."""
+    return SHIPPED / name if SHIPPED.is_dir() else _REPO_ROOT / name
 
 
 def verl_ext_dir() -> Path:
-    """The repo's `verl/` folder: modules verl imports into its own processes (put on their PYTHONPATH only)."""
-    return _REPO_ROOT / "verl"
+    """The `verl/` folder: modules verl imports into its own processes (put on their PYTHONPATH only)."""
+    return _tree("verl")
 
 
 def conf_dir() -> Path:
     """The Hydra config tree shipped with the platform."""
-    return _REPO_ROOT / "conf"
+    return _tree("conf")
+
+
+def sweeps_dir() -> Path:
+    """The named sweep files (`sweeps/NAME.yaml`)."""
+    return _tree("sweeps")
 
 
 def cache_dir() -> Path:
@@ -36,7 +49,11 @@ def local_conf_dir() -> Path:
     """A user's own config options (cluster addresses, servers, accounts), loaded as an extra Hydra search path:
     `conf/local/launcher/gpu1.yaml` becomes `launcher=gpu1`. Gitignored. `TRAINER_PLATFORM_LOCAL_CONF` overrides."""
     env = os.environ.get("TRAINER_PLATFORM_LOCAL_CONF")
-    return Path(env).expanduser() if env else conf_dir() / "local"
+    if env:
+        return Path(env).expanduser()
+    if SHIPPED.is_dir():  # an installed wheel: the user's config dir, not site-packages
+        return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "trainer_platform" / "local"
+    return conf_dir() / "local"
 
 
 def local_searchpath() -> list[str]:
@@ -46,5 +63,6 @@ def local_searchpath() -> list[str]:
 
 
 def repo_root() -> Path:
-    """The platform's source tree (conf/, verl/, hydra_plugins/ live here)."""
+    """The folder holding the platform's packages (the checkout, or site-packages for an installed wheel): Hydra
+    finds our launcher plugin in its hydra_plugins/."""
     return _REPO_ROOT

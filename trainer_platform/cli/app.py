@@ -57,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `trainer-platform` console script; returns the exit code."""
     from launchers.base import LaunchError, UnknownLauncherError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough = {m.NAME: m for m in command_modules() if getattr(m, "PASSTHROUGH", False)}
+    if argv and argv[0] in passthrough:  # its arguments are its own (train.py's flags and overrides), unparsed here
+        return int(passthrough[argv[0]].run(argparse.Namespace(overrides=argv[1:]), Console(soft_wrap=False)))
     try:
         args = _parser().parse_args(argv)
     except SystemExit as e:  # --help (0) or a usage error (2), already printed by argparse

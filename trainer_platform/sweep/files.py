@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from trainer_platform.errors import SpecError, choices_hint, did_you_mean
 from trainer_platform.hydra_values import quote
-from trainer_platform.paths import repo_root
+from trainer_platform.paths import sweeps_dir
 from trainer_platform.sweep.overrides import key_of, parse, refuse_swept
 from trainer_platform.sweep.search import SearchSettings
 
@@ -50,7 +50,7 @@ class SweepFile(BaseModel):
 
 def sweep_dir() -> Path:
     """The folder of named sweep files (`sweeps/` at the repo root)."""
-    return repo_root() / "sweeps"
+    return sweeps_dir()
 
 
 def available() -> list[str]:
