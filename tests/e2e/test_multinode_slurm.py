@@ -1,7 +1,9 @@
 """Multi-node for real: a two-node Slurm on this machine (each slurmd in a network namespace with its own address,
 tests/netns_service.py), `train.py launcher=slurm compute.nodes=2`, our tp_ray_cluster.sh bringing Ray up across
 both nodes, and verl's GRPO with trainer.nnodes=2 (one logical GPU per node on the CPU path) training the tiny
-model for one step on the smallest batch, checkpoint written, status succeeded, the cluster torn down.
+model for one step on the smallest batch, checkpoint written, status succeeded, the cluster torn down. Also: verl's
+SFT as one torchrun per node (rendezvous on the first node), and a node whose Ray never joins failing the job with
+its name.
 
 The machine has 2 cores: the step itself is small, most of the time is Ray and verl's start-up on two nodes."""
 
@@ -10,8 +12,10 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
+import netns_service
 import pytest
 
 import slurm_service
@@ -93,3 +97,36 @@ def test_sft_trains_on_two_slurm_nodes_through_torchrun_rendezvous(
     losses = [r["data"]["train/loss"] for r in rd.read_metrics() if "train/loss" in r["data"]]
     assert len(losses) == 1 and 0 < losses[0] < 100, losses
     assert rd.last_checkpoint_step() == 1 and (run / "checkpoints" / "global_step_1").is_dir()
+
+
+def test_a_node_that_never_joins_fails_the_job_naming_it(slurm_two_nodes: slurm_service.Slurm, tmp_path: Path) -> None:
+    """The second node's Ray cannot start (its node-manager port is taken there): the job fails once
+    launcher.ray_wait_s has passed, naming the node that did not register, and verl never starts."""
+    from trainer_platform.runs import RunDir
+
+    second = slurm_two_nodes.nodes[1]
+    assert second.netns is not None
+    port = 24000 + 10  # the node manager's port (launchers/ray_cluster.py: RayPorts)
+    holder = subprocess.Popen(
+        [*netns_service.enter(second.netns), sys.executable, "-c",
+         f"import socket, time; s = socket.socket(); s.bind(('0.0.0.0', {port})); s.listen(); time.sleep(600)"],
+    )  # fmt: skip
+    try:
+        res = run_train(
+            "launcher=slurm", "launcher.wait=true", "launcher.time=10", "launcher.ray_wait_s=60", *SMALLEST_GRPO,
+            "name=nojoin", cwd=tmp_path, timeout=300, check=False,
+        )  # fmt: skip
+    finally:
+        holder.kill()
+        holder.wait()
+    assert res.returncode != 0
+    run = run_dir_of(res)
+    log = (run / "train.log").read_text(errors="replace")
+    assert RunDir.open(run).read_status().state == "failed"
+    assert "Ray cluster incomplete after 60 s: 1 of 2 nodes and 1 of 2 GPUs registered (not registered: tpn1)" in log
+    assert "running the job on the Ray cluster" not in log  # verl never started
+    (logs,) = (run / "ray_cluster").iterdir()
+    assert (logs / "ENDED").exists()
+    job_id = logs.name.split(".")[0]
+    left = subprocess.run(["pgrep", "-f", f"tp-ray-{job_id}-"], capture_output=True, text=True).stdout.split()
+    assert not left, f"Ray processes left behind: {left}"
