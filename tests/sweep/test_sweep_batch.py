@@ -46,7 +46,7 @@ def test_a_grid_is_one_batch_in_named_run_dirs(
 def test_a_sweep_name_already_taken_gets_a_new_folder(tmp_path: Path, batches: Any) -> None:
     assert main(["-m", *TINY, "algorithm.lr=1e-5", "name=twice"]) == 0
     assert main(["-m", *TINY, "algorithm.lr=1e-5", "name=twice"]) == 0
-    assert (tmp_path / "runs" / "twice-2" / "algorithm.lr=1e-05" / "status.json").is_file()
+    assert (tmp_path / "runs" / "twice-2" / "run" / "status.json").is_file()  # nothing swept: one run, "run"
     assert len(batches.batches) == 2
 
 
