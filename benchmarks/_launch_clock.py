@@ -1,30 +1,51 @@
-"""Run a Python script with a Hydra launcher plugin's `launch` wrapped to write the wall-clock time it is entered
-(the moment Hydra's sweeper hands it the sweep) into a file, for bench_slurm_submit.py.
+"""Run a Python script with the `launch` of every Hydra launcher it instantiates wrapped to write the wall-clock time
+it is entered (the moment Hydra's sweeper hands the sweep to the launcher plugin) into a file, for
+bench_slurm_submit.py. The wrapper sits on the launcher instance: Hydra re-executes the modules of hydra_plugins/
+when it scans them, so a patched plugin class would not survive.
 
-    python _launch_clock.py CLOCK_FILE MODULE:CLASS SCRIPT [ARGS...]
+    python _launch_clock.py CLOCK_FILE SCRIPT [ARGS...] [--submit-clock FILE]
 """
 
 from __future__ import annotations
 
-import importlib
 import runpy
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-clock, target, script, *args = sys.argv[1:]
+from hydra.core.plugins import Plugins
+
+clock, script, *args = sys.argv[1:]
 sys.path.insert(0, str(Path(script).resolve().parent))
-module_name, _, class_name = target.partition(":")
-cls = getattr(importlib.import_module(module_name), class_name)
-original = cls.launch
+instantiate = Plugins.instantiate_launcher
 
 
-def launch(self: Any, *a: Any, **kw: Any) -> Any:
-    Path(clock).write_text(repr(time.time()))
-    return original(self, *a, **kw)
+def instantiate_timed(self: Plugins, *a: Any, **kw: Any) -> Any:
+    launcher = instantiate(self, *a, **kw)
+    launch = launcher.launch
+
+    def timed(*la: Any, **lkw: Any) -> Any:
+        Path(clock).write_text(repr(time.time()))
+        return launch(*la, **lkw)
+
+    launcher.launch = timed
+    return launcher
 
 
-cls.launch = launch
+Plugins.instantiate_launcher = instantiate_timed  # type: ignore[method-assign]
+if "--submit-clock" in args:  # the platform's own launcher.submit too (its module is not re-executed by Hydra)
+    at = args.index("--submit-clock")
+    submit_clock = args[at + 1]
+    del args[at : at + 2]
+    from launchers.slurm import SlurmLauncher
+
+    submit = SlurmLauncher.submit
+
+    def submit_timed(self: SlurmLauncher, *a: Any, **kw: Any) -> Any:
+        Path(submit_clock).write_text(repr(time.time()))
+        return submit(self, *a, **kw)
+
+    SlurmLauncher.submit = submit_timed  # type: ignore[method-assign]
 sys.argv = [script, *args]
 runpy.run_path(script, run_name="__main__")

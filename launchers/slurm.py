@@ -152,7 +152,8 @@ class SlurmLauncher(Launcher):
         folder.mkdir(parents=True, exist_ok=True)
         for job, run in zip(jobs, run_dirs, strict=True):
             for name, text in self.render(job, run).items():
-                atomic_write(run.path / name, text, executable=name.endswith(".sh"))
+                if _read(run.path / name) != text:  # train.py wrote them when it created the run dir
+                    atomic_write(run.path / name, text, executable=name.endswith(".sh"))
             for stale in (JOB_STATE, CANCEL_REQUESTED):  # a resume starts a fresh record
                 (run.path / stale).unlink(missing_ok=True)
         name = _job_name(run_dirs[0].name) if len(run_dirs) == 1 else _job_name(f"sweep-{run_dirs[0].name}")
@@ -384,6 +385,13 @@ def _runner(folder: str) -> str:
     from launchers.render import runner_command
 
     return runner_command(sys.executable, str(CODE_ROOT), folder)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _job_name(name: str) -> str:

@@ -75,7 +75,7 @@ def test_tiny_sft_without_m_goes_through_slurm_and_follows_to_the_end(tmp_path: 
 
 @pytest.mark.timeout(900)
 def test_a_sweep_is_one_array_running_in_parallel(tmp_path: Path) -> None:
-    res = run_train("-m", *SFT, "train.steps=1,2", cwd=tmp_path)  # detached: returns once submitted
+    res = run_train("-m", *SFT, "train.steps=1", "train.seed=1,2", cwd=tmp_path)  # detached: returns once submitted
     runs = run_dirs(res.stdout)
     ids = job_ids(res.stdout)
     assert len(runs) == 2 and len(ids) == 2
@@ -90,7 +90,15 @@ def test_a_sweep_is_one_array_running_in_parallel(tmp_path: Path) -> None:
 @pytest.mark.timeout(600)
 def test_ctrl_c_while_following_cancels_the_array_and_names_its_ids(tmp_path: Path) -> None:
     """hydra-submitit left the array running after Ctrl-C, its id never printed."""
-    argv = [sys.executable, str(REPO_ROOT / "train.py"), "-m", *SFT, "train.steps=1,2", "launcher.wait=true"]
+    argv = [
+        sys.executable,
+        str(REPO_ROOT / "train.py"),
+        "-m",
+        *SFT,
+        "train.steps=1",
+        "train.seed=1,2",
+        "launcher.wait=true",
+    ]
     proc = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     lines: list[str] = []
@@ -132,7 +140,7 @@ def test_requeue_resumes_from_the_last_checkpoint_into_the_same_wandb_run(tmp_pa
     deadline = time.monotonic() + 600
     while (rundir.last_checkpoint_step() or 0) < 2:
         assert time.monotonic() < deadline and not rundir.read_status().terminal, rundir.log_path.read_text()[-3000:]
-        time.sleep(0.5)
+        time.sleep(0.1)
     subprocess.run(["scontrol", "requeue", job_id], check=True)
     done_before = rundir.last_checkpoint_step() or 0
     release_requeued(job_id)
