@@ -160,7 +160,9 @@ def test_requeue_resumes_from_the_last_checkpoint_into_the_same_wandb_run(tmp_pa
     wandb_id = (run / "wandb_id.txt").read_text().strip()
     files = sorted((run / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(files) == 2 and all(f.name == f"run-{wandb_id}.wandb" for f in files)
-    assert all(wandb_offline.run_ids(f) == {wandb_id} for f in files)
+    assert wandb_offline.run_ids(files[-1]) == {wandb_id}  # the attempt that finished
+    # the killed attempt may not have flushed its records: what it did write names the same run
+    assert all(wandb_offline.run_ids(f) <= {wandb_id} for f in files)
     for path in run.rglob("*"):
         if path.is_file() and path.suffix != ".wandb":
             assert secret.encode() not in path.read_bytes(), path
