@@ -148,7 +148,15 @@ def run_batch(
     from launchers.submit import submit_and_follow_each
 
     verbose = any(r.request.spec.verbose for r in prepared)
-    results = submit_and_follow_each(launcher, [r.job for r in prepared], [r.run for r in prepared], verbose=verbose)
+    try:
+        results = submit_and_follow_each(
+            launcher, [r.job for r in prepared], [r.run for r in prepared], verbose=verbose
+        )
+    except BaseException:
+        # refused before reaching its launcher (an SSH login that failed, a scheduler that is down): a run that
+        # got no handle never ran, so it leaves no pending run dir behind
+        _undo([r for r in prepared if r.run.load_handle() is None])
+        raise
     codes.update({i: code for (i, _), code in zip(real, results, strict=True)})
     return [codes[i] for i in range(len(requests))]
 

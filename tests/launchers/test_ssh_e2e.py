@@ -53,3 +53,30 @@ def test_tiny_sft_over_ssh(sshd: sshd_service.Sshd, ssh_client_home: Path, tmp_p
         check=True,
     ).stdout
     assert "succeeded" in out and "step 2" in out
+
+
+@pytest.mark.parametrize("auth", ["wrong-password", "no-key"])
+def test_auth_failure_leaves_no_run_dir(
+    sshd: sshd_service.Sshd, ssh_client_home: Path, tmp_path: Path, auth: str
+) -> None:
+    """Refused at login (nothing launched): exit 2 with the reason, and no pending run dir is left behind."""
+    from launchers import passwords
+
+    if auth == "wrong-password":
+        passwords.add_host(sshd.host, sshd.port, sshd.user, "wrong-password")
+    res = run_train(
+        "algorithm=sft",
+        "data=tiny_sft",
+        "launcher=ssh",
+        f"launcher.host={sshd.host}",
+        f"launcher.port={sshd.port}",
+        f"launcher.user={sshd.user}",
+        f"launcher.remote_dir={tmp_path / 'remote'}",
+        f"run_root={tmp_path / 'runs'}",
+        cwd=tmp_path,
+        check=False,
+    )
+    assert res.returncode == 2 and "authentication failed" in res.stderr, res.stdout[-2000:] + res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    left = [p.name for p in (tmp_path / "runs").iterdir()] if (tmp_path / "runs").exists() else []
+    assert not [name for name in left if not name.startswith(".")], left
