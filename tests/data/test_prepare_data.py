@@ -228,3 +228,15 @@ def test_fast_token_lengths_equal_the_rendered_chat_template(tokenizer_dir: str)
     ]
     fast, _ = token_lengths(tok, "messages", rows)
     assert fast == exact_lengths(tok, [r["messages"] for r in rows], False)
+
+
+def test_the_byte_bound_keeps_exactly_the_rows_measuring_would(tokenizer_dir: str) -> None:
+    from trainer_platform.data.lengths import _bytes_bound_tokens, load_tokenizer, over_limit, token_lengths
+
+    tok = load_tokenizer(tokenizer_dir)
+    assert _bytes_bound_tokens(tok)  # NFC + ByteLevel: the bound applies, so this test exercises it
+    rows = [{"prompt": [{"role": "user", "content": "What is 3 + 4? " * n + "é€😀" * (n % 3)}]} for n in range(40)]
+    exact, _ = token_lengths(tok, "prompts", rows)
+    for limit in (16, 40, 100, 300):
+        decided = over_limit(tok, "prompts", rows, limit)
+        assert [n is not None and n > limit for n in decided] == [n > limit for n in exact], limit

@@ -238,12 +238,12 @@ def _hold_out(rows: list[tuple[str, dict]], split: SplitSettings) -> tuple[list,
 def _drop_too_long(req: DataRequest, rows: list[tuple[str, dict]], counts: Counts) -> list[tuple[str, dict]]:
     if not rows:
         return rows
-    from trainer_platform.data.lengths import load_tokenizer, token_lengths
+    from trainer_platform.data.lengths import load_tokenizer, over_limit
 
-    lengths, _ = token_lengths(load_tokenizer(req.tokenizer), req.fmt, [row for _, row in rows])
+    lengths = over_limit(load_tokenizer(req.tokenizer), req.fmt, [row for _, row in rows], req.max_tokens)
     kept = []
     for (label, row), n in zip(rows, lengths, strict=True):
-        if n <= req.max_tokens:
+        if n is None or n <= req.max_tokens:
             kept.append((label, row))
             continue
         counts.too_long += 1

@@ -7,6 +7,11 @@
 Fast path: every turn's content is tokenised in one batch, and the template's own tokens for a sequence of roles
 are measured once by rendering it with empty contents. The sum is checked against the full rendering on a sample;
 if any row differs (a template that rewrites contents, merges across a boundary), every row is rendered exactly.
+
+The length filter only needs to know which rows are over the limit (`over_limit`). A byte-level tokenizer (ByteLevel
+pre-tokenizer or byte fallback, no normalizer that can lengthen text) never makes more tokens of a text than it has
+UTF-8 bytes, so a row whose bytes plus template tokens fit is kept without tokenising it; only the others are
+measured exactly. The decision is the same as measuring every row.
 """
 
 from __future__ import annotations
@@ -43,6 +48,66 @@ def token_lengths(tokenizer: Any, fmt: str, rows: list[dict[str, Any]]) -> tuple
     return [p + n for p, n in zip(prompts, longer, strict=True)], longer
 
 
+def over_limit(tokenizer: Any, fmt: str, rows: list[dict[str, Any]], limit: int) -> list[int | None]:
+    """Per row: its measured length when it may be over `limit` (so it is measured), None when it surely fits."""
+    if not rows:
+        return []
+    if not _bytes_bound_tokens(tokenizer):
+        return list(token_lengths(tokenizer, fmt, rows)[0])
+    bounds = [_byte_bound(tokenizer, fmt, row) for row in rows]
+    unsure = [i for i, bound in enumerate(bounds) if bound > limit]
+    out: list[int | None] = [None] * len(rows)
+    if unsure:
+        exact, _ = token_lengths(tokenizer, fmt, [rows[i] for i in unsure])
+        for i, n in zip(unsure, exact, strict=True):
+            out[i] = n
+    return out
+
+
+_SAFE_NORMALIZERS = {"NFC", "Lowercase", "Strip", "StripAccents", "Sequence"}
+
+
+@functools.lru_cache(maxsize=8)
+def _bytes_bound_tokens_of(spec: str) -> bool:
+    import json
+
+    data = json.loads(spec)
+    normalizer = data.get("normalizer")
+    stack = [normalizer] if normalizer else []
+    while stack:
+        node = stack.pop()
+        if node.get("type") not in _SAFE_NORMALIZERS:
+            return False
+        stack += node.get("normalizers", [])
+    byte_level = '"ByteLevel"' in json.dumps(data.get("pre_tokenizer"))
+    return byte_level or bool((data.get("model") or {}).get("byte_fallback"))
+
+
+def _bytes_bound_tokens(tokenizer: Any) -> bool:
+    """Whether the tokenizer makes at most one token per UTF-8 byte of a text (see the module docstring)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    return backend is not None and _bytes_bound_tokens_of(backend.to_str())
+
+
+def _byte_bound(tokenizer: Any, fmt: str, row: dict[str, Any]) -> int:
+    """An upper bound of the row's length: template tokens (measured per role sequence) plus content bytes + 1."""
+    if fmt == "messages":
+        turns, generation, extra = row["messages"], False, 0
+    else:
+        turns, generation = row["prompt"], True
+        extra = 0 if fmt == "prompts" else max(len(row["chosen"].encode()), len(row["rejected"].encode())) + 2
+    roles = tuple(t["role"] for t in turns)
+    return _scaffold(tokenizer, roles, generation) + sum(len(t["content"].encode()) + 1 for t in turns) + extra
+
+
+def _scaffold(tokenizer: Any, roles: tuple[str, ...], generation: bool) -> int:
+    cache = tokenizer.__dict__.setdefault("_tp_scaffold", {})
+    key = (roles, generation)
+    if key not in cache:
+        cache[key] = exact_lengths(tokenizer, [[{"role": r, "content": ""} for r in roles]], generation)[0]
+    return int(cache[key])
+
+
 def _last_assistant(turns: list[dict[str, str]]) -> str:
     return next((t["content"] for t in reversed(turns) if t["role"] == "assistant"), "")
 
@@ -50,6 +115,9 @@ def _last_assistant(turns: list[dict[str, str]]) -> str:
 def _content_lengths(tokenizer: Any, texts: list[str]) -> list[int]:
     if not texts:
         return []
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and hasattr(backend, "encode_batch_fast"):  # no offsets, no Python-side conversion
+        return [len(e.ids) for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
     return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
@@ -67,14 +135,9 @@ def _conversation_lengths(tokenizer: Any, convs: list[list[dict[str, str]]], gen
         raise ValueError("the model's tokenizer has no chat template, so chat rows cannot be rendered for it")
     flat = [t["content"] for c in convs for t in c]
     content = _content_lengths(tokenizer, flat)
-    scaffold: dict[tuple[str, ...], int] = {}
     out, at = [], 0
     for conv in convs:
-        roles = tuple(t["role"] for t in conv)
-        if roles not in scaffold:
-            empty = [{"role": r, "content": ""} for r in roles]
-            scaffold[roles] = exact_lengths(tokenizer, [empty], generation)[0]
-        out.append(scaffold[roles] + sum(content[at : at + len(conv)]))
+        out.append(_scaffold(tokenizer, tuple(t["role"] for t in conv), generation) + sum(content[at : at + len(conv)]))
         at += len(conv)
     sample = sorted({*range(min(_SAMPLE, len(convs))), *_one_per_shape(convs)})
     exact = exact_lengths(tokenizer, [convs[i] for i in sample], generation)
