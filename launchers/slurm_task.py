@@ -41,7 +41,11 @@ class SlurmTask:
                 log.write(f"trainer_platform: Slurm job {job_id} requeued, attempt {attempt + 1}\n".encode())
         # the previous attempt's record must not stand for this one
         Path(self.run_dir, JOB_STATE).unlink(missing_ok=True)
-        proc = subprocess.Popen(["bash", str(Path(self.run_dir) / WRAPPER)], stdin=subprocess.PIPE)
+        # a session of its own, as every launcher starts it: the wrapper stops its job by session (cancel, a
+        # diagnostics stop rule), which finds nothing when the wrapper is not the session's leader
+        proc = subprocess.Popen(
+            ["bash", str(Path(self.run_dir) / WRAPPER)], stdin=subprocess.PIPE, start_new_session=True
+        )
         # the wrapper reads secrets from stdin: none here, Slurm passed the submitting environment to the job
         proc.communicate(b"--\n")
         code = proc.returncode

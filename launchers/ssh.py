@@ -126,7 +126,8 @@ class SshLauncher(Launcher):
         for name, text in files.items():
             with sftp.open(f"{remote}/{name}", "w") as f:
                 f.write(text)
-        for stale in (JOB_STATE, "cancel_requested"):  # a resume starts a fresh record
+        # a resume starts a fresh record; the local run dir archived the earlier attempt's metrics already
+        for stale in (JOB_STATE, "cancel_requested", "metrics.jsonl"):
             with contextlib.suppress(FileNotFoundError):
                 sftp.remove(f"{remote}/{stale}")
         data: dict[str, Any] = {**asdict(target), "remote_run": remote}

@@ -4,6 +4,7 @@ logged prime the rules but are not reported again."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,9 @@ def test_anomalies_become_wandb_alerts(tmp_path: Path, monkeypatch: pytest.Monke
     monitor.close()
     files = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(files) == 1
-    alerts = [r.alert for r in records(files[0]) if r.WhichOneof("record_type") == "alert"]
+    deadline = time.monotonic() + 20  # wandb's core process may still be flushing its file when finish() returns
+    while not (alerts := [r.alert for r in records(files[0]) if r.WhichOneof("record_type") == "alert"]):
+        assert time.monotonic() < deadline, "no alert record in the W&B run file"
+        time.sleep(0.2)
     assert [(a.title, a.level) for a in alerts] == [("myrun: non_finite at step 2", "ERROR")]
     assert "train/loss is nan" in alerts[0].text

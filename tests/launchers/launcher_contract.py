@@ -15,6 +15,7 @@ job's output to the submitting console.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import subprocess
@@ -258,3 +259,7 @@ class LauncherContract:
         reason = status.extra["stop_reason"]
         assert (reason["rule"], reason["metric"], reason["step"]) == ("non_finite", "train/loss", 3)
         assert "trainer_platform diagnostics: stopping the run" in run.log_path.read_text()
+        metrics = self.job_cwd(handle)
+        if metrics is not None and Path(metrics, "metrics.jsonl").exists():  # where the job wrote (this host)
+            steps = [json.loads(line)["step"] for line in Path(metrics, "metrics.jsonl").read_text().splitlines()]
+            assert max(steps) < 60, f"the job ran on to step {max(steps)}: it was not stopped"

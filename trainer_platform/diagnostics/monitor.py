@@ -11,8 +11,9 @@ acts on what fires.
   to PID's process group: the local launcher's job). verl writes a checkpoint only whole (its pointer file last),
   so the last complete checkpoint is what a stopped run keeps, and `resume` continues from it.
 
-It exits once PID is gone (after a last read), or on SIGTERM. Steps already in the metrics when it starts (an
-earlier attempt of a resumed run) only prime the rules: they are not reported or acted on again.
+It exits once PID is gone (after a last read), or on SIGTERM. Earlier attempts of a resumed run
+(metrics.attempt-N.jsonl) only prime the rules: they are not reported or acted on again; every line of metrics.jsonl
+is this attempt's (launchers archive or remove an earlier attempt's before starting the job).
 
 Where it runs: beside the job, started by launchers/templates/job.sh.j2 (ssh, slurm), ray_entry.sh.j2 (ray) and
 the local launcher. Remote hosts get the platform's verl/ folder but not necessarily the platform, so launchers
@@ -92,7 +93,9 @@ class Monitor:
         self.stopped = False
         self._ending = False
         self._wandb_run: Any = None
-        self.detector.feed_all(self.reader.read())  # earlier attempts: history only
+        for earlier in metrics.attempt_files(self.reader.current)[:-1]:  # earlier attempts: history only
+            self.detector.feed_all(metrics.read_jsonl(earlier))
+            self.reader.skip(earlier)
         self.detector.anomalies.clear()
         self.detector.fired.clear()  # a rule may fire again on the new steps
 

@@ -81,6 +81,21 @@ class MetricsReader:
                 out += self._read_from(f, state, str(path), final)
         return out
 
+    def skip(self, path: Path) -> None:
+        """Count `path` (one of the files) as read to its current end, without reading it."""
+        try:
+            with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                tail = b""
+                if st.st_size:
+                    f.seek(max(0, st.st_size - _TAIL))
+                    tail = f.read(_TAIL)
+        except FileNotFoundError:
+            return
+        key = (st.st_dev, st.st_ino)
+        self._files[key] = _FileState(offset=st.st_size, tail=tail)
+        self._at_path[Path(path)] = key
+
     def _state_for(self, path: Path, key: tuple[int, int], seen: set[tuple[int, int]], f: Any, size: int) -> _FileState:
         state = self._files.get(key)
         if state is None:
