@@ -20,6 +20,7 @@ from trainer_platform.runs import RunDir, RunDirError
 from trainer_platform.runs.index import walk_run_dirs
 from trainer_platform.runs.series import Curves, curves, last
 from trainer_platform.runs.specs import flatten, load_spec, show_value, swept_keys
+from trainer_platform.sweep.summary import RunRow
 
 # spec keys the run summary table shows when present
 _SUMMARY_KEYS = ("algorithm.name", "algorithm.lr", "algorithm.batch_size", "algorithm.rollout_n", "algorithm.kl_coef",
@@ -31,25 +32,16 @@ class ReportError(Exception):
 
 
 @dataclass
-class SweepRow:
-    name: str
-    values: dict[str, str]
-    state: str
-    value: float | None = None
-    step: int | None = None
-
-
-@dataclass
 class SweepView:
     """What a sweep report shows: the swept keys, each run's values and score, and how it is scored."""
 
     axes: list[str]
     objective_title: str
     mode: str
-    rows: list[SweepRow] = field(default_factory=list)
+    rows: list[RunRow] = field(default_factory=list)
     source: str = ""
 
-    def ranked(self) -> list[SweepRow]:
+    def ranked(self) -> list[RunRow]:
         scored = [r for r in self.rows if r.value is not None and math.isfinite(r.value)]
         sign = 1.0 if self.mode == "min" else -1.0
         scored.sort(key=lambda r: sign * (r.value or 0.0))
@@ -73,7 +65,7 @@ def run_report(run: RunDir) -> str:
     return render(
         f"Run report: {run.name}",
         f"{run.path} · generated {_now()}",
-        [("Run", table(("", ""), rows))],
+        [("Run", table(("field", "value"), rows))],
         figures,
         [("Final values", _finals_table({run.name: found}))],
     )
@@ -94,8 +86,9 @@ def _manifest_view(folder: Path) -> SweepView:
     from trainer_platform.sweep.summary import summarize_sweep
 
     summary = summarize_sweep(folder)
-    rows = [SweepRow(r.name, dict(r.values), r.state, r.value, r.step) for r in summary.runs]
-    return SweepView(summary.axes, summary.objective.title, summary.objective.mode, rows, f"{folder}/sweep.json")
+    return SweepView(
+        summary.axes, summary.objective.title, summary.objective.mode, summary.runs, f"{folder}/sweep.json"
+    )
 
 
 def _spec_view(folder: Path, runs: list[RunDir]) -> SweepView:
@@ -114,7 +107,7 @@ def _spec_view(folder: Path, runs: list[RunDir]) -> SweepView:
             state = "unreadable"
         scored = run_value(run, objective)
         rows.append(
-            SweepRow(
+            RunRow(
                 str(run.path.relative_to(folder)),
                 {axis: show_value(flat.get(axis)) for axis in axes},
                 state,

@@ -108,7 +108,8 @@ def curve_figures(runs: Mapping[str, Curves]) -> list[dict[str, Any]]:
                     }
                 )
         if traces:
-            figures.append(_figure(panel.title, traces, x_title="step", y_title=panel.title, log_y=panel.log_y))
+            y_title = panel.title if len(panel.title) <= 24 else ""  # a long title already says it
+            figures.append(_figure(panel.title, traces, x_title="step", y_title=y_title, log_y=panel.log_y))
     return figures
 
 
