@@ -54,6 +54,9 @@ def make_files(tmp: Path) -> None:
     _write_parquet(tmp / "pref_strprompt.parquet", [{"prompt": 7, "chosen": "2", "rejected": "3"}] * 4)
     _write_parquet(tmp / "few.parquet", [{"messages": turns}] * 4)
     (tmp / "garbage.parquet").write_text("this is not parquet")
+    good = json.dumps({"messages": turns})
+    (tmp / "bad_line.jsonl").write_text(f"{good}\n{good}\n{{not json\n{good}\n")
+    (tmp / "no_answer.jsonl").write_text(json.dumps({"question": "1+1?", "answer": "2"}) + "\n")
     (tmp / "dir.parquet").mkdir()
     (tmp / "a_file").write_text("x")
     for name, config in (("badjson", "{not json"), ("notype", "[]"), ("nomodeltype", '{"hidden_size": 8}')):
@@ -151,6 +154,8 @@ CASES = [
     Case("messages-strings-dry", (*SFT, f"data.train_files=[{T}/strings.parquet]", "dry_run=true"), "messages"),
     Case("garbage-parquet", (*SFT, f"data.train_files=[{T}/garbage.parquet]"), "garbage.parquet"),
     Case("wrong-columns", (*SFT, f"data.train_files=[{T}/wrongcols.parquet]"), "wrongcols.parquet"),
+    Case("jsonl-invalid-line", (*SFT, f"data.train_files=[{T}/bad_line.jsonl]"), "bad_line.jsonl:3"),
+    Case("gsm8k-no-final-number", (*GSM, f"data.train_files=[{T}/no_answer.jsonl]"), "no_answer.jsonl:1"),
     Case("parquet-is-dir", (*SFT, f"data.train_files=[{T}/dir.parquet]"), "dir.parquet"),
     Case("gsm8k-missing", (*GSM, "data.dir=/nonexistent/gsm8k"), "GSM8K_DIR"),
     Case("rl-no-reward", (*GSM, f"data.train_files=[{T}/rl_noreward.parquet]", "data.val_files=null"), "reward_model"),
