@@ -9,8 +9,8 @@ import pytest
 from synthetic_runs import recorded_run, write_run
 
 from trainer_platform.cli import main
-from trainer_platform.runs.specs import diff, flatten, swept_keys
 from trainer_platform.runs.series import at_step, best, curves, last
+from trainer_platform.runs.specs import diff, flatten, swept_keys
 
 PLAN = {
     "platform": "cpu", "accelerator": "cpu", "nnodes": 1, "gpus_per_node": 1, "rollout_engine": "hf", "rollout_tp": 1,
@@ -46,7 +46,7 @@ def test_show_has_every_section(
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     rewards = {r["step"]: r["data"]["critic/rewards/mean"] for r in records}
     top = max(rewards, key=lambda s: rewards[s])
-    assert f"@{top}" in text and f"@12" in text
+    assert f"@{top}" in text and "@12" in text
 
 
 def test_show_recorded_dpo_run(
@@ -65,8 +65,9 @@ def test_show_not_a_run_dir_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_spec_diff_orders_training_keys_first() -> None:
     a = {"name": "x", "run_root": "/r1", "logger": {"wandb": None}, "algorithm": {"lr": 1e-5, "kl_coef": 0.1},
          "model": {"name": "tiny"}, "train": {"seed": 1}}  # fmt: skip
-    b = {"name": "y", "run_root": "/r2", "logger": {"wandb": {"project": "p"}}, "algorithm": {"lr": 1e-4, "kl_coef": 0.1},
-         "model": {"name": "tiny"}, "train": {"seed": 2}, "verl": {"trainer.foo": 1}}  # fmt: skip
+    b = {"name": "y", "run_root": "/r2", "logger": {"wandb": {"project": "p"}},
+         "algorithm": {"lr": 1e-4, "kl_coef": 0.1}, "model": {"name": "tiny"}, "train": {"seed": 2},
+         "verl": {"trainer.foo": 1}}  # fmt: skip
     keys = [k for k, _ in diff([a, b])]
     assert keys == [
         "algorithm.lr",
@@ -82,8 +83,9 @@ def test_spec_diff_orders_training_keys_first() -> None:
 
 
 def test_series_last_best_at_step() -> None:
-    records = [{"step": 1, "data": {"m": 1.0}}, {"step": 2, "data": {"m": float("nan")}}, {"step": 3, "data": {"m": 0.5}},
-               {"step": 2, "data": {"m": 3.0, "flag": True}}, {"data": {"m": 9.0}}]  # fmt: skip
+    records = [{"step": 1, "data": {"m": 1.0}}, {"step": 2, "data": {"m": float("nan")}},
+               {"step": 3, "data": {"m": 0.5}}, {"step": 2, "data": {"m": 3.0, "flag": True}},
+               {"data": {"m": 9.0}}]  # fmt: skip
     found = curves(records)
     assert found == {"m": {1: 1.0, 2: 3.0, 3: 0.5}}  # the later record of step 2 wins; bool and step-less skipped
     assert last(found["m"]) is not None and last(found["m"]).step == 3  # type: ignore[union-attr]
