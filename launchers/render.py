@@ -150,7 +150,6 @@ def sbatch_parameters(
         "stderr_to_stdout": True,
         "signal_delay_s": signal_delay_s,
         "wckey": None,  # submitit's default wckey is refused where the cluster enforces wckeys
-        "time": time_min,  # None drops the line: the partition's default (submitit's own default is 5 minutes)
         "additional_parameters": {"requeue": True, "signal": f"B:USR2@{signal_delay_s}", **(extra or {})},
     }
     lines = [line.strip() for line in setup if line.strip()]
@@ -162,6 +161,7 @@ def sbatch_parameters(
         "partition": partition,
         "account": account,
         "qos": qos,
+        "time": time_min,
         "cpus_per_task": cpus_per_task,
         "constraint": constraint,
         "exclude": exclude,

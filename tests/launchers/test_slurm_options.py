@@ -126,14 +126,3 @@ def test_conf_file_matches_the_options() -> None:
         "exclude", "array_parallelism", "sbatch_args", "ray_port_base", "ray_wait_s", "master_port",
     }  # fmt: skip
     parse_options(SlurmOptions, conf)
-
-
-def test_no_time_limit_leaves_the_partition_default() -> None:
-    # submitit writes `--time=5` unless told otherwise: a run with launcher.time=null was requeued at 5 minutes
-    folder = "/shared/runs/x/.slurm"
-    params = sbatch_parameters(job_name="x", nnodes=1, gpus_per_node=0)
-    text = render_sbatch(params, folder=folder, command=runner_command("python", "/code", folder))
-    assert not [line for line in text.splitlines() if line.startswith("#SBATCH --time")], text
-    limited = sbatch_parameters(job_name="x", nnodes=1, gpus_per_node=0, time_min=90)
-    text = render_sbatch(limited, folder=folder, command=runner_command("python", "/code", folder))
-    assert "#SBATCH --time=90" in text.splitlines()
