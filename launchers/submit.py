@@ -46,11 +46,11 @@ def submit_and_follow_each(
             print(f"  follow: trainer-platform logs -f {run.path}   status: trainer-platform status {run.path}")
             print(f"run dir: {run.path}", flush=True)
         return [0] * len(handles)
-    if any("job_id" in h.data for h in handles):  # a scheduler's ids, known before anything else is shown
-        for handle, run in zip(handles, run_dirs, strict=True):
-            print(f"trainer_platform: submitted ({_job_id(handle)}) {run.path}", flush=True)
     codes = []
-    try:
+    try:  # from the first id printed on: a Ctrl-C that follows the printing itself must still cancel the batch
+        if any("job_id" in h.data for h in handles):  # a scheduler's ids, known before anything else is shown
+            for handle, run in zip(handles, run_dirs, strict=True):
+                print(f"trainer_platform: submitted ({_job_id(handle)}) {run.path}", flush=True)
         for handle, run in zip(handles, run_dirs, strict=True):
             code = show_while(run, functools.partial(launcher.wait, handle), verbose=verbose)
             print(summary_text(run), flush=True)  # its last line: run dir: PATH
