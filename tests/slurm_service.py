@@ -333,13 +333,17 @@ def _cancel_all(slurm: Slurm, timeout_s: float = 30.0) -> None:
 
 def sacct(job_id: str) -> tuple[str, str]:
     """(State, ExitCode) of a job as Slurm's accounting records them."""
-    out = subprocess.run(
-        ["sacct", "-n", "-P", "-X", "-j", job_id, "-o", "JobID,State,ExitCode"], capture_output=True, text=True
-    ).stdout
-    rows = [line.split("|") for line in out.splitlines() if line.split("|")[0] == job_id]
-    if not rows:
-        raise AssertionError(f"sacct does not know {job_id}: {out!r}")
-    return rows[0][1], rows[0][2]
+    deadline = time.monotonic() + 30  # slurmctld hands records to slurmdbd asynchronously: a moment's lag
+    while True:
+        out = subprocess.run(
+            ["sacct", "-n", "-P", "-X", "-j", job_id, "-o", "JobID,State,ExitCode"], capture_output=True, text=True
+        ).stdout
+        rows = [line.split("|") for line in out.splitlines() if line.split("|")[0] == job_id]
+        if rows:
+            return rows[0][1], rows[0][2]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"sacct does not know {job_id}: {out!r}")
+        time.sleep(0.5)
 
 
 def release_requeued(job_id: str, timeout_s: float = 60) -> None:
@@ -349,8 +353,10 @@ def release_requeued(job_id: str, timeout_s: float = 60) -> None:
     while time.monotonic() < deadline:
         info = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True).stdout
         if "Restarts=0 " not in info and "JobState=PENDING" in info:
-            # not at once: slurmd refuses to start a job in the second its last attempt's credential was revoked
-            time.sleep(2)
+            # not at once: slurmd refuses to start a job in the second its last attempt's credential was revoked,
+            # and the killed attempt's processes (its W&B service among them: "run ID ... is in use") need a moment
+            # to exit, which Slurm's own two-minute hold always gives them
+            time.sleep(10)
             subprocess.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"], check=True)
             return
         time.sleep(0.2)
