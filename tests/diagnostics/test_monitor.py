@@ -35,6 +35,9 @@ def test_an_earlier_attempt_is_not_reported_again(tmp_path: Path) -> None:
 @pytest.mark.timeout(120)
 def test_anomalies_become_wandb_alerts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    # wandb.init here records its service's address in os.environ; restored after, so that no later test's
+    # subprocess inherits this process's W&B service
+    monkeypatch.setenv("WANDB_SERVICE", "")
     settings = {"wandb": {"project": "tp-test", "mode": "offline", "name": "myrun"}, "poll_s": 0.2}
     monitor = Monitor(tmp_path, config_from_dict(settings), pid=None)
     _write(tmp_path / "metrics.jsonl", range(1, 5), nan_at=2)

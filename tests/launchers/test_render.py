@@ -96,3 +96,15 @@ def test_resolve_replaces_placeholders_and_moves_shipped_files() -> None:
 def test_shell_word_round_trips_without_placeholders(arg: str) -> None:
     expected = arg.replace("${TP_RUN_DIR}", "/R")
     assert shlex.split(shell_word(arg).replace('"${TP_RUN_DIR}"', "/R")) == [expected]
+
+
+def test_the_job_does_not_join_the_submitters_wandb_service(tmp_path: Path) -> None:
+    """Before: WANDB_SERVICE reached the job from the submitting process, so a requeued attempt joined the W&B service
+    where its killed attempt's run was still open and failed ("run ID ... is in use")."""
+    files = render(
+        _job(), launcher="local", run_name="r", verl_ext="/v", command='echo "service=${WANDB_SERVICE-none}"'
+    )
+    (tmp_path / "tp_job.sh").write_text(files["tp_job.sh"])
+    env = {"PATH": os.environ["PATH"], "WANDB_SERVICE": "2-4242-tcp-localhost-45678"}
+    subprocess.run(["bash", str(tmp_path / "tp_job.sh")], env=env, stdin=subprocess.DEVNULL, check=True, timeout=60)
+    assert "service=none" in (tmp_path / "train.log").read_text()

@@ -51,6 +51,9 @@ trap 'on_signal 129' HUP
 
 rm -f stop_requested  # an earlier attempt's
 record running null null
+# WANDB_SERVICE names a W&B service of the submitting process (it is set once that process has logged to W&B): the
+# job starts its own. Shared, a requeued attempt found its killed attempt's run still open there ("run ID in use").
+unset WANDB_SERVICE
 export TP_RUN_DIR="$here"
 export TP_VERL_EXT="$here"/../../code/verl-0123456789ab
 export PYTHONUNBUFFERED=1
