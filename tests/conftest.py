@@ -101,10 +101,14 @@ def sft_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def grpo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished run of the default job (GRPO through verl's main_ppo: 2 steps, checkpointed), trained once per
-    session. Read it, never change it."""
+    """A finished run of the default job exactly as `python train.py` runs it (GRPO through verl's main_ppo, its
+    DEFAULT_JOB_STEPS steps, checkpointed), trained once per session. Read it, never change it: tests that need to
+    modify a run copy it first."""
     cwd = tmp_path_factory.mktemp("grpo_run")
-    return run_dir_of(run_train("name=grpo", "train.steps=2", cwd=cwd))
+    return run_dir_of(run_train("name=grpo", cwd=cwd))
+
+
+DEFAULT_JOB_STEPS = 20  # the default job's length: train.steps in conf/data/tiny_math.yaml
 
 
 # ---- a real sshd on 127.0.0.1 for the ssh launcher (tests/sshd_service.py), started once per session ----

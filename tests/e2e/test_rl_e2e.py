@@ -1,15 +1,18 @@
 """Every RL algorithm trains for real on this CPU machine: verl's main_ppo with our `hf` rollout, the tiny model and
-tiny_math. Each run takes 2 steps, then resumes to a third from the step-2 checkpoint. GRPO runs the default job
-itself (20 steps on the warm-started tiny model) and must visibly raise the reward."""
+tiny_math, 2 steps each, checkpointed. GRPO is the default job itself (the session's `grpo_run`: 20 steps on the
+warm-started tiny model) and must visibly raise the reward. Resuming to one more step from the last checkpoint is
+checked where it differs: the default job (actor, ref, dataloader state: the path every algorithm but PPO takes;
+their estimators keep no state of their own) and PPO (its critic is saved and restored too)."""
 
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import pytest
 
-from conftest import run_dir_of, run_train
+from conftest import DEFAULT_JOB_STEPS, run_dir_of, run_train
 
 pytestmark = pytest.mark.slow
 
@@ -46,13 +49,22 @@ def train(*args: str, cwd: Path) -> Path:
     return run_dir_of(run_train(*args, cwd=cwd))
 
 
+RESUMED = ("grpo", "ppo")
+
+
 @pytest.mark.parametrize("algo", list(EXPECTED))
-def test_rl_algorithm_trains_checkpoints_and_resumes(algo: str, tmp_path: Path) -> None:
+def test_rl_algorithm_trains_checkpoints_and_resumes(algo: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     from trainer_platform.runs import RunDir
 
-    args = ARGS.get(algo, [f"algorithm={algo}", "data=tiny_math"])
-    steps = 20 if algo == "grpo" else 2
-    run = train(*args, *([] if algo == "grpo" else ["train.steps=2"]), f"name={algo}", cwd=tmp_path)
+    if algo == "grpo":
+        steps = DEFAULT_JOB_STEPS
+        run = tmp_path / "runs" / "grpo"  # a copy: the session's run is read by other tests
+        shutil.copytree(request.getfixturevalue("grpo_run"), run)
+    else:
+        steps = 2
+        run = train(
+            *ARGS.get(algo, [f"algorithm={algo}", "data=tiny_math"]), "train.steps=2", f"name={algo}", cwd=tmp_path
+        )
     rd = RunDir.open(run)
     records = rd.read_metrics()
     assert [r["step"] for r in records if "actor/pg_loss" in r["data"]] == list(range(1, steps + 1))
@@ -76,6 +88,8 @@ def test_rl_algorithm_trains_checkpoints_and_resumes(algo: str, tmp_path: Path) 
         assert last > first + 0.05, f"no reward lift: first 5 steps {first:.3f}, last 5 {last:.3f}: {score}"
     if algo == "ppo":
         assert (run / "checkpoints" / "global_step_2" / "critic").is_dir()
+    if algo not in RESUMED:
+        return
 
     train("resume=true", f"resume_dir={run}", f"train.steps={steps + 1}", cwd=tmp_path)
     done = [r["step"] for r in rd.read_metrics() if "actor/pg_loss" in r["data"]]

@@ -56,22 +56,9 @@ def test_tiny_sft_trains_and_records_the_run(tmp_path: Path) -> None:
     assert cli.returncode == 0 and "succeeded" in cli.stdout
 
 
-def test_resume_continues_from_the_last_checkpoint(tmp_path: Path) -> None:
-    first = run_dir_of(train("algorithm=sft", "data=tiny_sft", "name=resumable", "train.steps=3", cwd=tmp_path))
-    assert steps_with(first, "train/loss") == [1, 2, 3]
-    res = train("resume=true", f"resume_dir={first}", "train.steps=5", "verbose=true", cwd=tmp_path)
-    second = run_dir_of(res)
-    assert second == first
-    assert "step:4 -" in res.stdout and "step 4/5" in res.stdout  # verbose: verl's own lines live, and ours
-    assert steps_with(first, "train/loss") == [1, 2, 3, 4, 5]  # steps 4-5 added; 1-3 not rerun
-    log = (first / "train.log").read_text()
-    assert "global_step_3" in log and log.count("step:1 -") == 1
-    from trainer_platform.runs import RunDir
-
-    assert RunDir.open(first).last_checkpoint_step() == 5
-
-
-def test_wandb_offline_logs_history_and_resumes_the_same_run(tmp_path: Path) -> None:
+def test_resume_continues_from_the_last_checkpoint_into_the_same_wandb_run(tmp_path: Path) -> None:
+    """Resume adds the missing steps to the same run dir (none rerun, verl's own lines live with verbose=true), and
+    W&B offline logs both attempts into one W&B run; the API key never lands on disk."""
     import wandb_offline
 
     secret = "sk-test-secret-0123456789"
@@ -94,7 +81,15 @@ def test_wandb_offline_logs_history_and_resumes_the_same_run(tmp_path: Path) -> 
     rows = wandb_offline.history(files[0])
     assert [r["train/loss"] for r in rows if "train/loss" in r] and {r.get("_step") for r in rows} >= {1, 2}
     assert wandb_offline.run_ids(files[0]) == {run_id}
-    train("resume=true", f"resume_dir={run}", "train.steps=3", cwd=tmp_path, extra_env=env)
+    res = train("resume=true", f"resume_dir={run}", "train.steps=3", "verbose=true", cwd=tmp_path, extra_env=env)
+    assert run_dir_of(res) == run
+    assert "step:3 -" in res.stdout and "step 3/3" in res.stdout  # verbose: verl's own lines live, and ours
+    assert steps_with(run, "train/loss") == [1, 2, 3]  # step 3 added; 1-2 not rerun
+    log = (run / "train.log").read_text()
+    assert "global_step_2" in log and log.count("step:1 -") == 1
+    from trainer_platform.runs import RunDir
+
+    assert RunDir.open(run).last_checkpoint_step() == 3
     files = sorted((run / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(files) == 2 and all(f.name == f"run-{run_id}.wandb" for f in files)
     assert any(r.get("_step") == 3 for r in wandb_offline.history(files[-1]))

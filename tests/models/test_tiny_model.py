@@ -83,8 +83,10 @@ def test_tokenizer_chatml(model_dir: Path) -> None:
     assert tokenizer("x<|im_end|>")["input_ids"][-1] == im_end
 
 
-def test_two_builds_are_byte_identical(model_dir: Path, tmp_path: Path) -> None:
-    other = tiny.ensure_tiny_model(tmp_path)
+def test_two_builds_are_byte_identical(model_dir: Path) -> None:
+    # the session's shared cache (TRAINER_PLATFORM_CACHE, tests/conftest.py) holds another build: the one every
+    # training test uses, built in another process, usually long before (a third build here would cost ~30 s)
+    other = tiny.ensure_tiny_model()
     assert other != model_dir
     for name in ("model.safetensors", "tokenizer.json", "config.json", "generation_config.json"):
         assert _digest(other / name) == _digest(model_dir / name), name
