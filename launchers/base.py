@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from typing import Any, ClassVar
 
 from launchers.options import LauncherOptions
 from trainer_platform.job import VerlJob
-from trainer_platform.runs import RunDir, RunDirError
+from trainer_platform.runs import LOST, QUEUED, RUNNING, RunDir, RunDirError
 
 ENTRY_POINT_GROUP = "trainer_platform.launchers"
 
@@ -94,6 +95,36 @@ class Launcher(ABC):
     @abstractmethod
     def cancel(self, handle: Handle) -> None:
         """Stop the job and everything it started; its status becomes `cancelled`. No-op once it has ended."""
+
+
+# ---- polling, for launchers whose status() asks where the job runs and reconciles (ray, ssh, slurm) ----------------
+
+# the states of a job that has not ended
+ACTIVE = (QUEUED, RUNNING)
+
+
+def wait_by_polling(launcher: Launcher, handle: Handle, poll_s: float) -> int:
+    """`Launcher.wait` by calling `status` every `poll_s` seconds until the job has ended: its exit code, 1 when it
+    is lost or has none."""
+    while (state := launcher.status(handle)) in ACTIVE:
+        time.sleep(poll_s)
+    code = handle.rundir.read_status().exit_code
+    return 1 if state == LOST or code is None else code
+
+
+def logs_by_polling(launcher: Launcher, handle: Handle, follow: bool, poll_s: float) -> Iterator[str]:
+    """`Launcher.logs` from the local train.log, which `status` brings up to date: once now, and every `poll_s`
+    seconds while following."""
+    if not handle.rundir.read_status().terminal:
+        launcher.status(handle)
+    return handle.rundir.iter_log(follow=follow, done=lambda: launcher.status(handle) not in ACTIVE, poll_s=poll_s)
+
+
+def poll_until_ended(launcher: Launcher, handle: Handle, timeout_s: float, poll_s: float) -> None:
+    """Call `status` every `poll_s` seconds until the job has ended or `timeout_s` have passed (after a cancel)."""
+    deadline = time.monotonic() + timeout_s
+    while launcher.status(handle) in ACTIVE and time.monotonic() < deadline:
+        time.sleep(poll_s)
 
 
 class UnknownLauncherError(ValueError):

@@ -1,13 +1,18 @@
-"""Reconcile a run's status.json with what the job recorded itself (job_state.json, written by tp_job.sh where the
-job runs) and what the launcher can see (is the wrapper process alive?), and persist the result."""
+"""Reconcile a run's status.json with what the job recorded itself (job_state.json, written by tp_job.sh or the Ray
+entrypoint where the job runs) and what the launcher can see (is the wrapper process alive?), and persist the result;
+and keep the local copies of the files a remote launcher syncs back (launchers/logsync.py names them)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
-from trainer_platform.runs import LOST, QUEUED, RUNNING, STATES, TERMINAL_STATES, RunDir
+from trainer_platform.runs import LOST, QUEUED, RUNNING, STATES, TERMINAL_STATES, RunDir, atomic_write
 
 
 def parse_record(text: str | bytes | None) -> dict[str, Any] | None:
@@ -46,3 +51,38 @@ def reconcile(run_dir: RunDir, record: Mapping[str, Any] | None, alive: bool | N
     if status.state != RUNNING or extra:
         run_dir.write_status(RUNNING, **fields, **extra)
     return RUNNING
+
+
+@contextlib.contextmanager
+def sync_lock(run_dir: RunDir) -> Iterator[None]:
+    """Serialise syncing a run's files back across threads and processes (`watch` syncs while `status` runs)."""
+    fd = os.open(run_dir.path / ".sync.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def store_synced(path: Path, sent: bytes, base: int = 0) -> bool:
+    """Bring `path`, the local copy of a file synced back from where the job runs, up to its first `base` bytes
+    (what it held before this submission) + `sent` (all the job has written so far). Only new bytes are appended,
+    so readers that follow the file keep their place; a copy that differs otherwise is replaced whole; a repeated
+    sync changes nothing. Call it under `sync_lock`. True when the file changed."""
+    try:
+        current = path.read_bytes()
+    except FileNotFoundError:
+        if not sent:
+            return False
+        current = b""
+    want = current[:base] + sent
+    if current == want:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if want.startswith(current):
+        with open(path, "ab") as f:
+            f.write(want[len(current) :])
+    else:
+        atomic_write(path, want)
+    return True

@@ -22,6 +22,8 @@ from typing import Any
 
 import jinja2
 
+from launchers import logsync
+from launchers.logsync import JOB_STATE as JOB_STATE  # where the job records itself (slurm, ssh)
 from trainer_platform.job import VerlJob
 
 WRAPPER = "tp_job.sh"
@@ -29,7 +31,7 @@ RAY_ENTRY = "tp_ray_entry.sh"
 SBATCH = "tp_sbatch.sh"
 MONITOR = "tp_monitor.py"
 MONITOR_CONFIG = "tp_diagnostics.json"
-JOB_STATE = "job_state.json"
+LOGSYNC = "tp_logsync.py"
 CANCEL_REQUESTED = "cancel_requested"
 _TEMPLATES = Path(__file__).parent / "templates"
 
@@ -103,22 +105,30 @@ def render(
     return {WRAPPER: wrapper, **monitor_files(job)}
 
 
-def render_ray_entry(job: VerlJob, *, run_name: str, run_dir: str | None, python: str = "python") -> dict[str, str]:
-    """tp_ray_entry.sh, the Ray job's entrypoint: `run_dir` is where the run's outputs go on the cluster (a shared
-    folder), None for the job's working directory (Ray removes it with the job)."""
+def render_ray_entry(
+    job: VerlJob, *, run_name: str, run_dir: str | None, sync_back: bool, python: str = "python"
+) -> dict[str, str]:
+    """tp_ray_entry.sh, the Ray job's entrypoint (and what it starts beside the job): `run_dir` is where the run's
+    outputs go on the cluster (a shared folder), None for the job's working directory (Ray removes it with the
+    job); `sync_back` when that is not the local run dir, so the run's files come back through the job's output
+    (launchers/logsync.py, shipped as tp_logsync.py)."""
     job = with_interpreter(job, python)
     text = (
         template_env()
         .get_template("ray_entry.sh.j2")
         .render(
             run_name=run_name,
-            run_dir_expr='"$PWD"' if run_dir is None else shlex.quote(run_dir),
+            run_dir_expr='"$work"' if run_dir is None else shlex.quote(run_dir),
             command=job.shell_line(),
             monitor=job.diagnostics is not None,
+            sync_back=sync_back,
             python=python,
         )
     )
-    return {RAY_ENTRY: text, **monitor_files(job)}
+    files = {RAY_ENTRY: text, **monitor_files(job)}
+    if sync_back:
+        files[LOGSYNC] = Path(str(logsync.__file__)).read_text()
+    return files
 
 
 def sbatch_parameters(

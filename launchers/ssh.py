@@ -29,13 +29,14 @@ from typing import Any, ClassVar
 import paramiko
 
 from launchers import sshconn
-from launchers.base import Handle, Launcher, LaunchError
-from launchers.jobstate import parse_record, reconcile
+from launchers.base import Handle, Launcher, LaunchError, logs_by_polling, poll_until_ended, wait_by_polling
+from launchers.jobstate import parse_record, reconcile, store_synced, sync_lock
+from launchers.logsync import APPENDED, CHECKPOINT_POINTER
 from launchers.options import SshOptions
 from launchers.render import JOB_STATE, WRAPPER, render
 from trainer_platform.job import RUN_DIR, VerlJob
 from trainer_platform.paths import verl_ext_dir
-from trainer_platform.runs import FAILED, LOST, QUEUED, RUNNING, RunDir, atomic_write
+from trainer_platform.runs import FAILED, QUEUED, RUNNING, RunDir
 
 # environment variables copied from the submitting environment to the job (through the wrapper's stdin)
 FORWARD_ENV = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
@@ -160,25 +161,16 @@ class SshLauncher(Launcher):
         with client.open_sftp() as sftp:
             record = parse_record(sshconn.read_file(sftp, f"{remote}/{JOB_STATE}"))  # after the liveness check
             _sync_back(sftp, remote, run)
-            ckpt = sshconn.read_file(sftp, f"{remote}/checkpoints/latest_checkpointed_iteration.txt")
+            ckpt = sshconn.read_file(sftp, f"{remote}/{CHECKPOINT_POINTER}")
         extra = {"remote_checkpoints": f"{target.host}:{remote}/checkpoints"} if ckpt else {}
         alive = code == 0 if record is not None else None
         return reconcile(run, record, alive, **extra)
 
     def wait(self, handle: Handle) -> int:
-        while (state := self.status(handle)) in (RUNNING, QUEUED):
-            time.sleep(_POLL_S)
-        if state == LOST:
-            return 1
-        code = handle.rundir.read_status().exit_code
-        return 1 if code is None else code
+        return wait_by_polling(self, handle, _POLL_S)
 
     def logs(self, handle: Handle, follow: bool = False) -> Iterator[str]:
-        if not handle.rundir.read_status().terminal:
-            self.status(handle)  # syncs train.log
-        return handle.rundir.iter_log(
-            follow=follow, done=lambda: self.status(handle) not in (RUNNING, QUEUED), poll_s=_POLL_S
-        )
+        return logs_by_polling(self, handle, follow, _POLL_S)
 
     def cancel(self, handle: Handle) -> None:
         run = handle.rundir
@@ -186,9 +178,7 @@ class SshLauncher(Launcher):
             return
         remote = str(handle.data["remote_run"])
         sshconn.run(_client(_target(handle)), ["bash", f"{remote}/{WRAPPER}", "--cancel"])
-        deadline = time.monotonic() + 30.0
-        while self.status(handle) in (RUNNING, QUEUED) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        poll_until_ended(self, handle, timeout_s=30.0, poll_s=0.2)
 
 
 def handle_from(run: RunDir) -> Handle:
@@ -233,18 +223,15 @@ def _remote_root(sftp: paramiko.SFTPClient, remote_dir: str) -> str:
 
 
 def _sync_back(sftp: paramiko.SFTPClient, remote: str, run: RunDir) -> None:
-    """Append the remote train.log's new bytes to the local one; copy metrics.jsonl and the checkpoint pointer."""
-    size = run.log_path.stat().st_size if run.log_path.exists() else 0
-    new = sshconn.read_file(sftp, f"{remote}/train.log", size)
-    if new:
-        with run.open_log() as log:
-            log.write(new)
-    for name in ("metrics.jsonl", "diagnostics.jsonl"):  # the diagnostics monitor's anomaly records too
-        remote_bytes = sshconn.read_file(sftp, f"{remote}/{name}")
-        local = run.path / name
-        if remote_bytes is not None and (not local.exists() or local.read_bytes() != remote_bytes):
-            atomic_write(local, remote_bytes)
-    pointer = sshconn.read_file(sftp, f"{remote}/checkpoints/latest_checkpointed_iteration.txt")
-    if pointer:
-        run.checkpoints_dir.mkdir(exist_ok=True)
-        atomic_write(run.checkpoints_dir / "latest_checkpointed_iteration.txt", pointer)
+    """Append the remote train.log's new bytes to the local one; copy metrics.jsonl, diagnostics.jsonl (the
+    diagnostics monitor's anomalies) and the checkpoint pointer."""
+    with sync_lock(run):
+        size = run.log_path.stat().st_size if run.log_path.exists() else 0
+        new = sshconn.read_file(sftp, f"{remote}/train.log", size)
+        if new:
+            with run.open_log() as log:
+                log.write(new)
+        for name in (*APPENDED, CHECKPOINT_POINTER):
+            remote_bytes = sshconn.read_file(sftp, f"{remote}/{name}")
+            if remote_bytes is not None:
+                store_synced(run.path / name, remote_bytes)

@@ -108,3 +108,18 @@ def test_the_job_does_not_join_the_submitters_wandb_service(tmp_path: Path) -> N
     env = {"PATH": os.environ["PATH"], "WANDB_SERVICE": "2-4242-tcp-localhost-45678"}
     subprocess.run(["bash", str(tmp_path / "tp_job.sh")], env=env, stdin=subprocess.DEVNULL, check=True, timeout=60)
     assert "service=none" in (tmp_path / "train.log").read_text()
+
+
+def test_ray_entry_golden() -> None:
+    """The Ray job's entrypoint without a shared folder: the run's files come back through its output
+    (tp_logsync.py), the diagnostics monitor runs beside the job."""
+    from dataclasses import replace
+
+    from launchers.render import render_ray_entry
+    from trainer_platform.diagnostics import config_from_dict
+
+    job = replace(_job(), diagnostics=config_from_dict({}).to_dict())
+    files = render_ray_entry(job, run_name="sft-run", run_dir=None, sync_back=True, python="python3")
+    shipped = ("tp_ray_entry.sh", "tp_logsync.py", "tp_monitor.py", "tp_diag_rules.py", "tp_diag_metrics.py")
+    assert set(files) == {*shipped, "tp_diagnostics.json"}
+    _check_golden("ray_tp_ray_entry.sh", files["tp_ray_entry.sh"])
