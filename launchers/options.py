@@ -114,7 +114,8 @@ class RayOptions(LauncherOptions):
     # environment variables for the job (non-secret: Ray shows them in its dashboard), on top of what the job sets
     env: dict[str, str] = Field(default_factory=dict)
     # a folder the cluster's nodes share where the runs' outputs go (checkpoints, metrics); null = the Ray job's
-    # working directory, which Ray removes after the job (the log stays in Ray's job logs)
+    # working directory, which Ray removes after the job with its checkpoints (metrics, the job's end and the
+    # checkpoint pointer come back through the job's log either way: launchers/logsync.py)
     remote_dir: str | None = None
     # the Python interpreter on the cluster (a name on PATH or an absolute path)
     python: str = "python"

@@ -72,6 +72,19 @@ def test_status_shows_state_metrics_checkpoint_and_command(
     assert str(finished_run.path) in out
 
 
+def test_status_and_summary_name_checkpoints_left_where_a_remote_job_ran(
+    finished_run: RunDir, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a remote run (ssh, ray) showed the local checkpoints/ folder, which holds only the synced pointer."""
+    from trainer_platform.console import summary_text
+
+    monkeypatch.setenv("COLUMNS", "300")
+    finished_run.write_status(remote_checkpoints="gpu1:/scratch/runs/r/checkpoints")
+    assert main(["status", str(finished_run.path)]) == 0
+    assert "step 2 (gpu1:/scratch/runs/r/checkpoints)" in capsys.readouterr().out
+    assert "last checkpoint: step 2 (gpu1:/scratch/runs/r/checkpoints/global_step_2)" in summary_text(finished_run)
+
+
 def test_list_shows_every_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = tmp_path / "runs"
     _run(root, TRAIN_JOB, name="alpha")

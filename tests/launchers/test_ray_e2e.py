@@ -7,6 +7,7 @@ code and the checkpoint's location in the job's log, and `logs`, `show` and `rep
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ def _cli_in_a_new_process(*args: str) -> str:
     res = subprocess.run(
         [sys.executable, "-m", "trainer_platform.cli", *args],
         cwd=REPO_ROOT,
+        env={**os.environ, "COLUMNS": "400"},  # long paths on one line
         capture_output=True,
         text=True,
         timeout=120,
@@ -72,6 +74,7 @@ def test_tiny_sft_on_ray_comes_back_through_the_job_log(
     assert "succeeded" in out and "step 2" in out
     host, _, where = status["remote_checkpoints"].partition(":")
     assert host and where.endswith("/checkpoints") and str(run) not in where  # on the cluster, in Ray's working dir
+    assert f"step 2 ({status['remote_checkpoints']})" in out
     assert (run / "checkpoints" / "latest_checkpointed_iteration.txt").read_text().strip() == "2"
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train_steps = [r["step"] for r in records if any(k.startswith("train/") for k in r["data"])]

@@ -128,7 +128,7 @@ def run(args: argparse.Namespace, out: Console) -> int:
     steps = checkpoint_steps(run_dir)
     latest = run_dir.last_checkpoint_step()
     row(t, "saved steps", ", ".join(map(str, steps)) or "-")
-    row(t, "latest complete", "-" if latest is None else f"step {latest} ({run_dir.checkpoints_dir})")
+    row(t, "latest complete", "-" if latest is None else f"step {latest} ({run_dir.checkpoints_location()})")
     out.print(t)
 
     plan = _read_json(run_dir.path / "plan.json")

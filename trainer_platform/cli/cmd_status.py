@@ -59,7 +59,7 @@ def run(args: argparse.Namespace, out: Console) -> int:
     for key, value in pick_metrics(values):
         row(table, f"  {key}", fmt_value(value))
     ckpt = run_dir.last_checkpoint_step()
-    row(table, "last checkpoint", "-" if ckpt is None else f"step {ckpt} ({run_dir.checkpoints_dir})")
+    row(table, "last checkpoint", "-" if ckpt is None else f"step {ckpt} ({run_dir.checkpoints_location()})")
     row(table, "W&B run id", run_dir.wandb_run_id or "-")
     if run_dir.job_path.exists():
         try:

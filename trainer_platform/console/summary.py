@@ -38,7 +38,7 @@ def summary_text(run_dir: RunDir) -> str:
         )
     lines += metric_lines(key_metrics(kind), records)
     ckpt = run_dir.last_checkpoint_step()
-    ckpt_dir = run_dir.checkpoints_dir / f"global_step_{ckpt}"
+    ckpt_dir = f"{run_dir.checkpoints_location()}/global_step_{ckpt}"
     lines.append(f"last checkpoint: step {ckpt} ({ckpt_dir})" if ckpt is not None else "last checkpoint: none")
     scan = LogScan()
     log = list(run_dir.iter_log())

@@ -323,6 +323,12 @@ class RunDir:
         except (OSError, ValueError):
             return None
 
+    def checkpoints_location(self) -> str:
+        """Where the run's checkpoints lie: `host:path` where a remote launcher's job wrote them (status.json's
+        remote_checkpoints: only the pointer to the newest came back), else the local checkpoints/ folder."""
+        remote = self.read_status().extra.get("remote_checkpoints")
+        return str(remote) if remote else str(self.checkpoints_dir)
+
     # ---- W&B -----------------------------------------------------------------------------------------------------
 
     @property
