@@ -36,7 +36,7 @@ _TOKENIZER_FILES = (
     "merges.txt",
     "tokenizer.model",
 )
-_EXAMPLES = 5
+EXAMPLES = 5
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def request_hash(req: DataRequest) -> str:
         "max_tokens": req.max_tokens,
     }
     digest.update(json.dumps(settings, sort_keys=True).encode())
-    for key, sources, split in _sources(req):
+    for key, sources, split in request_sources(req):
         for source in sources:
             for file in source_files(Path(source), split, key=key):
                 digest.update(f"\0{key}\0{file.name}\0".encode())
@@ -100,7 +100,7 @@ def request_hash(req: DataRequest) -> str:
     return digest.hexdigest()
 
 
-def _sources(req: DataRequest) -> list[tuple[str, tuple[str, ...], str]]:
+def request_sources(req: DataRequest) -> list[tuple[str, tuple[str, ...], str]]:
     out = [("data.train_files", req.train_sources, req.split.train_name)]
     if req.val_sources:
         out.append(("data.val_files", req.val_sources, req.split.val_name or "test"))
@@ -165,14 +165,14 @@ def map_rows(req: DataRequest, key: str, source: str, split: str, counts: Counts
         except BadRow as bad:
             message = f"{label}: " + (f"field {bad.field!r} {bad.problem}" if bad.field else bad.problem)
             if req.bad_rows.policy == "fail":
-                raise SpecError(label, bad_row_problem(bad), _BAD_ROW_HINT) from None
+                raise SpecError(label, bad_row_problem(bad), BAD_ROW_HINT) from None
             counts.bad += 1
-            if len(counts.bad_examples) < _EXAMPLES:
+            if len(counts.bad_examples) < EXAMPLES:
                 counts.bad_examples.append(message)
     return out
 
 
-_BAD_ROW_HINT = "fix the row, map the field with data.fields.<name>=..., or set data.bad_rows.policy=skip"
+BAD_ROW_HINT = "fix the row, map the field with data.fields.<name>=..., or set data.bad_rows.policy=skip"
 
 
 def bad_row_problem(bad: BadRow) -> str:
@@ -180,6 +180,12 @@ def bad_row_problem(bad: BadRow) -> str:
 
 
 def _build(req: DataRequest, digest: str, folder: Path) -> None:
+    from trainer_platform.data.columnar_build import build_columnar
+
+    counts = Counts()
+    if build_columnar(req, folder, counts):
+        _write_report(req, digest, folder, counts)
+        return
     counts = Counts()
     train: list[tuple[str, dict]] = []
     for source in req.train_sources:
@@ -191,26 +197,34 @@ def _build(req: DataRequest, digest: str, folder: Path) -> None:
     elif req.split.val_name:
         for source in _dirs(req.train_sources):
             val += map_rows(req, "data.split.val_name", source, req.split.val_name, counts)
-    _check_bad_fraction(req, counts)
+    check_bad_fraction(req, counts)
     if not val and req.split.val_fraction > 0 and len(train) > 1:
         train, val = _hold_out(train, req.split)
     train, val = _drop_too_long(req, train, counts), _drop_too_long(req, val, counts)
     if not train:
-        raise SpecError(
-            "data.train_files",
-            f"no training rows left ({counts.read} read, {counts.bad} bad, {counts.too_long} over the length limit)",
-            "check the mapping (trainer-platform data inspect) and the length limits",
-        )
+        raise no_rows_left(counts)
     _write(folder / "train.parquet", [row for _, row in train], "train")
     if val:
         _write(folder / "val.parquet", [row for _, row in val], "val")
     counts.train, counts.val = len(train), len(val)
+    _write_report(req, digest, folder, counts)
+
+
+def _write_report(req: DataRequest, digest: str, folder: Path, counts: Counts) -> None:
     report = {"hash": digest, "format": req.fmt, "name": req.name, "tokenizer": req.tokenizer, **asdict(counts)}
     report["sources"] = {"train": list(req.train_sources), "val": list(req.val_sources)}
     (folder / "report.json").write_text(json.dumps(report, indent=2))
 
 
-def _check_bad_fraction(req: DataRequest, counts: Counts) -> None:
+def no_rows_left(counts: Counts) -> SpecError:
+    return SpecError(
+        "data.train_files",
+        f"no training rows left ({counts.read} read, {counts.bad} bad, {counts.too_long} over the length limit)",
+        "check the mapping (trainer-platform data inspect) and the length limits",
+    )
+
+
+def check_bad_fraction(req: DataRequest, counts: Counts) -> None:
     if counts.read and counts.bad / counts.read > req.bad_rows.max_fraction:
         shown = "\n    ".join(counts.bad_examples)
         raise SpecError(
@@ -247,7 +261,7 @@ def _drop_too_long(req: DataRequest, rows: list[tuple[str, dict]], counts: Count
             kept.append((label, row))
             continue
         counts.too_long += 1
-        if len(counts.too_long_examples) < _EXAMPLES:
+        if len(counts.too_long_examples) < EXAMPLES:
             counts.too_long_examples.append(f"{label}: {n} tokens")
     return kept
 

@@ -30,13 +30,20 @@ def load_tokenizer(model_path: str) -> Any:
     return AutoTokenizer.from_pretrained(model_path)
 
 
-def token_lengths(tokenizer: Any, fmt: str, rows: list[dict[str, Any]]) -> tuple[list[int], list[int]]:
-    """(prompt or whole-sequence length used for filtering, response length) per row, in tokens."""
+def token_lengths(
+    tokenizer: Any, fmt: str, rows: list[dict[str, Any]], responses: bool = True
+) -> tuple[list[int], list[int]]:
+    """(prompt or whole-sequence length used for filtering, response length) per row, in tokens.
+
+    With `responses=False` the SFT response lengths are not measured (zeros): the length filter needs the totals.
+    """
     if not rows:
         return [], []
     if fmt == "messages":
         convs = [r["messages"] for r in rows]
         total = _conversation_lengths(tokenizer, convs, generation=False)
+        if not responses:
+            return total, [0] * len(rows)
         last = _content_lengths(tokenizer, [_last_assistant(c) for c in convs])
         return total, last
     prompts = _conversation_lengths(tokenizer, [r["prompt"] for r in rows], generation=True)
@@ -58,7 +65,7 @@ def over_limit(tokenizer: Any, fmt: str, rows: list[dict[str, Any]], limit: int)
     unsure = [i for i, bound in enumerate(bounds) if bound > limit]
     out: list[int | None] = [None] * len(rows)
     if unsure:
-        exact, _ = token_lengths(tokenizer, fmt, [rows[i] for i in unsure])
+        exact, _ = token_lengths(tokenizer, fmt, [rows[i] for i in unsure], responses=False)
         for i, n in zip(unsure, exact, strict=True):
             out[i] = n
     return out
@@ -84,9 +91,56 @@ def _bytes_bound_tokens_of(spec: str) -> bool:
 
 
 def _bytes_bound_tokens(tokenizer: Any) -> bool:
-    """Whether the tokenizer makes at most one token per UTF-8 byte of a text (see the module docstring)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    return backend is not None and _bytes_bound_tokens_of(backend.to_str())
+    """Whether the tokenizer makes at most one token per UTF-8 byte of a text (see the module docstring).
+
+    Decided from the normalizer, pre-tokenizer and model settings alone (serialising the whole tokenizer, vocabulary
+    and merges included, cost more than the rest of a GSM8K-sized preparation), once per tokenizer.
+    """
+    known = tokenizer.__dict__.get("_tp_bytes_bound")
+    if known is None:
+        import json
+
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        known = False
+        if backend is not None:
+            parts = {"normalizer": backend.normalizer, "pre_tokenizer": backend.pre_tokenizer}
+            spec = {k: json.loads(v.__getstate__()) if v is not None else None for k, v in parts.items()}
+            spec["model"] = {"byte_fallback": bool(getattr(backend.model, "byte_fallback", False))}
+            known = _bytes_bound_tokens_of(json.dumps(spec))
+        tokenizer.__dict__["_tp_bytes_bound"] = known
+    return bool(known)
+
+
+def over_limit_table(tokenizer: Any, fmt: str, table: Any, limit: int) -> dict[int, int]:
+    """`over_limit` of verl rows held in an arrow table: {row: measured length} for the rows that may be over."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not table.num_rows:
+        return {}
+    if fmt == "preference" or not _bytes_bound_tokens(tokenizer):
+        decided = over_limit(tokenizer, fmt, table.to_pylist(), limit)
+        return {i: n for i, n in enumerate(decided) if n is not None}
+    column = table.column("messages" if fmt == "messages" else "prompt").combine_chunks()
+    counts = pc.list_value_length(column).fill_null(0).to_numpy(zero_copy_only=False)
+    if not counts.all():  # a row without turns: the row path measures it as it is
+        return {i: n for i, n in enumerate(over_limit(tokenizer, fmt, table.to_pylist(), limit)) if n is not None}
+    turns = pc.list_flatten(column)
+    content = pc.binary_length(pc.struct_field(turns, "content")).to_numpy(zero_copy_only=False) + 1
+    starts = np.cumsum(counts) - counts
+    sums = np.add.reduceat(content.astype(np.int64), starts) if len(content) else np.zeros(len(counts), np.int64)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]), type=pa.int32())
+    shapes = pc.binary_join(pa.ListArray.from_arrays(offsets, pc.struct_field(turns, "role")), ",")
+    shapes = shapes.dictionary_encode()
+    generation = fmt != "messages"
+    scaffold = [_scaffold(tokenizer, tuple(str(s).split(",")), generation) for s in shapes.dictionary.to_pylist()]
+    bounds = np.array(scaffold, dtype=np.int64)[shapes.indices.to_numpy(zero_copy_only=False)] + sums
+    unsure = np.flatnonzero(bounds > limit).tolist()
+    if not unsure:
+        return {}
+    exact, _ = token_lengths(tokenizer, fmt, table.take(unsure).to_pylist(), responses=False)
+    return dict(zip(unsure, exact, strict=True))
 
 
 def _byte_bound(tokenizer: Any, fmt: str, row: dict[str, Any]) -> int:

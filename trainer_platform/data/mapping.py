@@ -34,9 +34,13 @@ class BadRow(Exception):
 
 def row_mapper(fmt: str, fields: FieldMap, *, name: str) -> Callable[[dict[str, Any], str, int], dict[str, Any]]:
     """The function (row, split, index) -> verl row for a data format."""
-    pattern = _compile(fields.ground_truth_pattern)
+    pattern = compile_pattern(fields.ground_truth_pattern)
     # rows already in verl's RL format (verl's preprocessing scripts write them) pass through with verl's names
-    verl_rl = FieldMap(data_source_default=fields.data_source_default, ground_truth_numeric=fields.ground_truth_numeric)
+    verl_rl = FieldMap(
+        data_source_default=fields.data_source_default,
+        ground_truth_numeric=fields.ground_truth_numeric,
+        ability_default=fields.ability_default,
+    )
 
     def messages(row: dict[str, Any], split: str, index: int) -> dict[str, Any]:
         if _has(row, fields.messages):
@@ -62,7 +66,7 @@ def row_mapper(fmt: str, fields: FieldMap, *, name: str) -> Callable[[dict[str, 
         return {
             "data_source": source,
             "prompt": turns,
-            "ability": str(row.get("ability") or name),
+            "ability": str(_get(row, use.ability) or use.ability_default or name),
             "reward_model": {"style": "rule", "ground_truth": truth},
             "extra_info": {**(extra if isinstance(extra, dict) else {}), "split": split, "index": index},
         }
@@ -83,7 +87,7 @@ def row_mapper(fmt: str, fields: FieldMap, *, name: str) -> Callable[[dict[str, 
     return {"messages": messages, "prompts": prompts, "preference": preference}[fmt]
 
 
-def _compile(pattern: str | None) -> re.Pattern[str] | str | None:
+def compile_pattern(pattern: str | None) -> re.Pattern[str] | str | None:
     if pattern in (None, "boxed"):
         return pattern
     return re.compile(pattern, re.MULTILINE)  # checked by check_pattern at validation
@@ -177,8 +181,12 @@ def _prompt_turns(row: dict[str, Any], fields: FieldMap) -> list[dict[str, str]]
 
 
 def _ground_truth(row: dict[str, Any], fields: FieldMap, pattern: re.Pattern[str] | str | None) -> str:
+    return ground_truth_text(_get_required(row, fields.ground_truth), fields, pattern)
+
+
+def ground_truth_text(value: Any, fields: FieldMap, pattern: re.Pattern[str] | str | None) -> str:
+    """The ground truth verl's row gets from a (present) source value; BadRow names data.fields.ground_truth."""
     path = fields.ground_truth
-    value = _get_required(row, path)
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise BadRow(path, f"must be text or a number, not {type(value).__name__}")
     text = str(value).strip()

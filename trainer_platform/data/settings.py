@@ -38,6 +38,10 @@ class FieldMap(_Strict):
     data_source: str = "data_source"
     # RL: data source of rows without that field
     data_source_default: str | None = None
+    # RL: the field naming the task category verl's rows carry as `ability` (e.g. math)
+    ability: str = "ability"
+    # RL: ability of rows without that field (null: the data preset's name)
+    ability_default: str | None = None
     # DPO: the preferred and the dispreferred answer (text, or whole conversations ending in the answer)
     chosen: str = "chosen"
     rejected: str = "rejected"

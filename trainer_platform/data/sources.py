@@ -150,25 +150,26 @@ def _read_csv(path: Path, out: SourceRows, key: str) -> None:
             out.rows.append(dict(row))
 
 
-def _read_parquet(path: Path, out: SourceRows, key: str) -> None:
+def read_table(path: Path, key: str) -> Any:
+    """A parquet file or a datasets arrow stream file as one pyarrow Table; SpecError when unreadable."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    kind = "arrow" if path.suffix == ".arrow" else "parquet"
     try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several types for a corrupt or non-parquet file
-        raise SpecError(key, f"{path} is not a readable parquet file ({exc.__class__.__name__})", _HINT) from None
-    _add_table(out, table, path)
-
-
-def _read_arrow(path: Path, out: SourceRows, key: str) -> None:
-    import pyarrow as pa
-
-    try:
+        if kind == "parquet":
+            return pq.read_table(path)
         with pa.memory_map(str(path)) as source:
-            table = pa.ipc.open_stream(source).read_all()
-    except Exception as exc:  # not an arrow stream
-        raise SpecError(key, f"{path} is not a readable arrow file ({exc.__class__.__name__})", _HINT) from None
-    _add_table(out, table, path)
+            return pa.ipc.open_stream(source).read_all()
+    except Exception as exc:  # pyarrow raises several types for a corrupt or non-parquet/arrow file
+        raise SpecError(key, f"{path} is not a readable {kind} file ({exc.__class__.__name__})", _HINT) from None
+
+
+def _read_parquet(path: Path, out: SourceRows, key: str) -> None:
+    _add_table(out, read_table(path, key), path)
+
+
+_read_arrow = _read_parquet
 
 
 def _add_table(out: SourceRows, table: Any, path: Path) -> None:

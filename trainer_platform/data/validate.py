@@ -108,7 +108,7 @@ def check_sources(spec: RunSpec, defer_missing: bool, hint_missing: str) -> None
 
 def check_row(mapper: Any, rows: SourceRows, i: int) -> None:
     """SpecError naming file, row and field when row `i` does not map to a verl row."""
-    from trainer_platform.data.build import _BAD_ROW_HINT, bad_row_problem
+    from trainer_platform.data.build import BAD_ROW_HINT, bad_row_problem
 
     row = rows.rows[i]
     try:
@@ -116,7 +116,7 @@ def check_row(mapper: Any, rows: SourceRows, i: int) -> None:
             raise BadRow(row.field, row.problem)
         mapper(row, "train", i)
     except BadRow as bad:
-        raise SpecError(rows.labels[i], bad_row_problem(bad), _BAD_ROW_HINT) from None
+        raise SpecError(rows.labels[i], bad_row_problem(bad), BAD_ROW_HINT) from None
 
 
 def first_rows(path: Path, split: str, key: str, n: int) -> SourceRows:
