@@ -140,12 +140,13 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     import ray
 
     temp_dir = Path("/tmp") / f"tpr_hft_{os.getpid()}"  # Ray's socket paths must stay short
-    os.environ["RAY_AUTH_MODE"] = "disabled"
     pythonpath = os.pathsep.join([str(verl_ext_dir()), os.environ.get("PYTHONPATH", "")]).strip(os.pathsep)
-    ray.init(address="local", num_cpus=2, _temp_dir=str(temp_dir), include_dashboard=False,
-             runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})  # fmt: skip
-    yield
-    ray.shutdown()
+    with pytest.MonkeyPatch.context() as env:  # restored after: later tests' subprocesses must not inherit it
+        env.setenv("RAY_AUTH_MODE", "disabled")
+        ray.init(address="local", num_cpus=2, _temp_dir=str(temp_dir), include_dashboard=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})  # fmt: skip
+        yield
+        ray.shutdown()
 
 
 def _policy_logprobs(policy: torch.nn.Module, prompt: list[int], response: list[int]) -> torch.Tensor:
@@ -155,7 +156,7 @@ def _policy_logprobs(policy: torch.nn.Module, prompt: list[int], response: list[
     return logprobs_from_logits(logits, torch.tensor([response]))[0]
 
 
-def test_rollout_follows_policy_weights(tiny_model: Path, ray_cluster: None) -> None:
+def test_rollout_follows_policy_weights(tiny_model: Path, ray_cluster: None, monkeypatch: pytest.MonkeyPatch) -> None:
     import ray
     from transformers import AutoModelForCausalLM
 
@@ -164,7 +165,7 @@ def test_rollout_follows_policy_weights(tiny_model: Path, ray_cluster: None) -> 
     srv = ray.remote(HFRolloutServer).options(name=server_actor_name(0), num_cpus=0, max_concurrency=64)
     handle = srv.remote(rollout_config, model_config, RolloutMode.HYBRID, 0)
     ray.get(handle.launch_server.remote())
-    os.environ.setdefault("RANK", "0")
+    monkeypatch.setenv("RANK", os.environ.get("RANK", "0"))  # not left set for later tests' subprocesses
     adapter = HFServerAdapter(rollout_config, model_config, None, replica_rank=0)
 
     torch.manual_seed(0)
