@@ -100,7 +100,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
     cache = tmp_path_factory.mktemp("cache")
     data = ensure_tiny_dataset("pref", cache, n_train=32, n_val=16)
     work = tmp_path_factory.mktemp("dpo")
-    return Setup(model=ensure_tiny_model(cache), train=data.train, val=data.val, work=work)
+    return Setup(model=ensure_tiny_model(), train=data.train, val=data.val, work=work)  # the model: the session's
 
 
 @pytest.fixture(scope="module")

@@ -24,10 +24,10 @@ REJECTED = "2 + 3 = 6.\n#### 6"
 
 
 @pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(ensure_tiny_model(tmp_path_factory.mktemp("cache")))
+    return AutoTokenizer.from_pretrained(ensure_tiny_model())  # the session's shared cache: built once
 
 
 def _ids(tokenizer: Any, text: str) -> list[int]:
