@@ -197,7 +197,7 @@ class SlurmOptions(LauncherOptions):
     account: str | None = None
     # quality of service (null: the default)
     qos: str | None = None
-    # time limit: minutes or Slurm's [D-]HH:MM:SS (null: submitit's default, 5 minutes)
+    # time limit: minutes or Slurm's [D-]HH:MM:SS (null: the partition's DefaultTime, else its MaxTime, read at submit)
     time: int | str | None = None
     # memory per node, Slurm's format: 64G, 500M (null: the partition's default)
     mem: str | None = None
@@ -253,7 +253,7 @@ class SlurmOptions(LauncherOptions):
 
     @property
     def time_minutes(self) -> int | None:
-        """The time limit in minutes (None: submitit's default, 5 minutes)."""
+        """The time limit in minutes (None: the partition's, resolved at submit by launchers/slurm_time.py)."""
         return None if self.time is None else slurm_minutes(self.time)
 
     @property

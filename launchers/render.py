@@ -33,6 +33,11 @@ MONITOR = "tp_monitor.py"
 MONITOR_CONFIG = "tp_diagnostics.json"
 LOGSYNC = "tp_logsync.py"
 CANCEL_REQUESTED = "cancel_requested"
+# the sbatch script of a dry run with launcher.time=null: the limit is read from Slurm only when the job is submitted
+TIME_FROM_PARTITION = (
+    "# --time: launcher.time=null, the partition's limit (its DefaultTime, else its MaxTime; 0 for UNLIMITED),"
+    " read from Slurm and written here at submit"
+)
 _TEMPLATES = Path(__file__).parent / "templates"
 
 
@@ -152,7 +157,10 @@ def sbatch_parameters(
     """submitit's Slurm parameters for a job: the batch script runs submitit's runner itself (no srun step, so a
     multi-node job script can start its own steps), USR2 reaches that runner (`B:`) `signal_delay_s` before the
     time limit so it requeues the job, and the job is requeueable (preemption, `scontrol requeue`). `setup` (venv
-    activation, module load) runs in the batch script before the runner, and a failing line fails the job."""
+    activation, module load) runs in the batch script before the runner, and a failing line fails the job.
+    `time_min` is the resolved limit (launchers/slurm_time.py: 0 is no limit); None, for a dry run only, leaves the
+    --time line out (submitit would write its own 5 minutes) and `render_sbatch` says where the limit will come from.
+    """
     params: dict[str, Any] = {
         "job_name": job_name,
         "nodes": nnodes,
@@ -160,6 +168,7 @@ def sbatch_parameters(
         "stderr_to_stdout": True,
         "signal_delay_s": signal_delay_s,
         "wckey": None,  # submitit's default wckey is refused where the cluster enforces wckeys
+        "time": time_min,
         "additional_parameters": {"requeue": True, "signal": f"B:USR2@{signal_delay_s}", **(extra or {})},
     }
     lines = [line.strip() for line in setup if line.strip()]
@@ -171,7 +180,6 @@ def sbatch_parameters(
         "partition": partition,
         "account": account,
         "qos": qos,
-        "time": time_min,
         "cpus_per_task": cpus_per_task,
         "constraint": constraint,
         "exclude": exclude,
@@ -195,4 +203,7 @@ def render_sbatch(params: Mapping[str, Any], *, folder: str, command: str, array
     """The sbatch script submitit submits for `params` (one job, or an array of `array_size`), as text."""
     from submitit.slurm.slurm import _make_sbatch_string
 
-    return str(_make_sbatch_string(command=command, folder=folder, map_count=array_size, **params))
+    text = str(_make_sbatch_string(command=command, folder=folder, map_count=array_size, **params))
+    if params.get("time") is None:
+        text = text.replace("# Parameters\n", f"# Parameters\n{TIME_FROM_PARTITION}\n", 1)
+    return text

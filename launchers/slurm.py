@@ -30,6 +30,7 @@ from launchers.jobstate import parse_record
 from launchers.options import SlurmOptions
 from launchers.ray_cluster import RayClusterSettings, RayPorts, needs_ray_cluster, render_with_ray_cluster
 from launchers.render import CANCEL_REQUESTED, JOB_STATE, SBATCH, render, render_sbatch, sbatch_parameters
+from launchers.slurm_time import resolve_time_min
 from launchers.torchrun_nodes import needs_torchrun_nodes, render_with_torchrun_nodes
 from trainer_platform.errors import SpecError
 from trainer_platform.job import VerlJob
@@ -82,8 +83,9 @@ class SlurmLauncher(Launcher):
 
     # ---- render and submit -------------------------------------------------------------------------------------
 
-    def parameters(self, jobs: Sequence[VerlJob], job_name: str) -> dict[str, Any]:
-        """submitit's parameters for a batch of `jobs` (an array shares one request: the largest job's)."""
+    def parameters(self, jobs: Sequence[VerlJob], job_name: str, time_min: int | None = None) -> dict[str, Any]:
+        """submitit's parameters for a batch of `jobs` (an array shares one request: the largest job's); `time_min`
+        the limit resolved at submit (`resolve_time`), None for a dry run of launcher.time=null."""
         o = self._opts()
         return sbatch_parameters(
             job_name=job_name,
@@ -92,7 +94,7 @@ class SlurmLauncher(Launcher):
             partition=o.partition,
             account=o.account,
             qos=o.qos,
-            time_min=o.time_minutes,
+            time_min=o.time_minutes if time_min is None else time_min,
             mem=o.mem,
             cpus_per_task=o.cpus_per_task,
             constraint=o.constraint,
@@ -102,7 +104,12 @@ class SlurmLauncher(Launcher):
             setup=o.setup,
         )
 
-    def render(self, job: VerlJob, run_dir: RunDir) -> dict[str, str]:
+    def resolve_time(self) -> int:
+        """The --time of a submit: launcher.time, else the partition's limit read from Slurm (slurm_time.py)."""
+        o = self._opts()
+        return resolve_time_min(o.time_minutes, o.partition)
+
+    def render(self, job: VerlJob, run_dir: RunDir, *, time_min: int | None = None) -> dict[str, str]:
         folder = str(run_dir.path.absolute() / ".slurm")
         o = self._opts()
         # launcher.setup goes into the batch script (below), before submitit's runner starts: srun steps inherit it
@@ -131,7 +138,7 @@ class SlurmLauncher(Launcher):
                 verl_ext=str(verl_ext_dir()),
                 python=_python(job),
             )
-        params = self.parameters([job], _job_name(run_dir.name))
+        params = self.parameters([job], _job_name(run_dir.name), time_min)
         files[SBATCH] = render_sbatch(params, folder=folder, command=_runner(folder))
         return files
 
@@ -148,16 +155,17 @@ class SlurmLauncher(Launcher):
                     raise LaunchError(
                         f"{run.path} is already queued or running; cancel it first (trainer-platform cancel)"
                     )
+        time_min = self.resolve_time()  # before anything is written: a partition Slurm lacks is refused here
         folder = _folder(run_dirs)
         folder.mkdir(parents=True, exist_ok=True)
         for job, run in zip(jobs, run_dirs, strict=True):
-            for name, text in self.render(job, run).items():
+            for name, text in self.render(job, run, time_min=time_min).items():
                 if _read(run.path / name) != text:  # train.py wrote them when it created the run dir
                     atomic_write(run.path / name, text, executable=name.endswith(".sh"))
             for stale in (JOB_STATE, CANCEL_REQUESTED):  # a resume starts a fresh record
                 (run.path / stale).unlink(missing_ok=True)
         name = _job_name(run_dirs[0].name) if len(run_dirs) == 1 else _job_name(f"sweep-{run_dirs[0].name}")
-        params = self.parameters(jobs, name)
+        params = self.parameters(jobs, name, time_min)
         executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=_MAX_TIMEOUTS, python=_runner_prefix())
         try:
             executor.update_parameters(**params)

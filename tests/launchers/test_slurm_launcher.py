@@ -108,7 +108,9 @@ def test_cancelling_a_pending_array_task_does_not_hang_the_sweep(tmp_path: Path)
 def test_usr2_requeues_and_the_next_attempt_runs(tmp_path: Path) -> None:
     """The time limit's (and a preemption's) signal: USR2 to the batch shell, where submitit's runner catches it,
     requeues the job and exits; the requeued attempt runs the same task. Sent by hand here (`scancel --signal`),
-    since Slurm's own timer only fires within a minute of the limit."""
+    since Slurm's own timer only fires within a minute of the limit. With launcher.time=null on the test partition
+    (MaxTime=UNLIMITED: --time=0): a job submitted with no time for submitit failed here instead (its USR2 handler
+    computed None * 60)."""
     code = """
         import os, sys, time
         attempt = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) + 1
@@ -118,9 +120,10 @@ def test_usr2_requeues_and_the_next_attempt_runs(tmp_path: Path) -> None:
     """
     job = python_job(code)
     run = new_run(tmp_path, job)
-    launcher = _launcher()
+    launcher = _launcher(time=None)
     handle = launcher.submit([job], [run])[0]
     job_id = str(handle.data["job_id"])
+    assert "#SBATCH --time=0" in (run.path / "tp_sbatch.sh").read_text().splitlines()
     wait_for_log(run, r"attempt 1", refresh=lambda: launcher.status(handle))
     subprocess.run(["scancel", "--batch", "--signal=USR2", job_id], check=True)
     release_requeued(job_id)
