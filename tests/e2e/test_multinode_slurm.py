@@ -23,6 +23,17 @@ from conftest import run_dir_of, run_train
 
 pytestmark = pytest.mark.slow
 
+
+def _ray_temp_dirs() -> set[Path]:
+    return set(Path("/tmp").glob("tp-ray-*-tpn*"))
+
+
+def _new_ray_temp_dirs(before: set[Path], job_id: str) -> list[Path]:
+    """The Ray temp dirs of job `job_id` left on the nodes that were not there `before` it (test clusters number
+    their jobs from 1 each session, and earlier versions left theirs behind)."""
+    return sorted(p for p in _ray_temp_dirs() - before if p.name.startswith(f"tp-ray-{job_id}-"))
+
+
 SMALLEST_GRPO = [
     "compute.nodes=2",
     "train.steps=1",
@@ -37,9 +48,11 @@ def test_grpo_trains_on_two_slurm_nodes_through_our_ray_cluster(
 ) -> None:
     from trainer_platform.runs import RunDir
 
+    ray_tmp_before = _ray_temp_dirs()
     res = run_train(
-        # submitit's own default time limit is 5 minutes: on 2 loaded cores the job would be requeued at 3.5
-        "launcher=slurm", "launcher.wait=true", "launcher.time=30", "launcher.ray_wait_s=240", *SMALLEST_GRPO,
+        # launcher.time=null: the partition's limit (UNLIMITED here: --time=0), never submitit's 5 minutes (on 2
+        # loaded cores the job was requeued at 3.5)
+        "launcher=slurm", "launcher.wait=true", "launcher.ray_wait_s=240", *SMALLEST_GRPO,
         "name=grpo2n",
         cwd=tmp_path, timeout=900,
     )  # fmt: skip
@@ -59,6 +72,7 @@ def test_grpo_trains_on_two_slurm_nodes_through_our_ray_cluster(
     assert re.search(rf"\(WorkerDict pid=\d+, ip={re.escape(addresses['tpn1'])}\)", log)
     assert re.search(r"\(WorkerDict pid=\d+\)", log), "no verl worker ran on the head node"
     assert "+ray_kwargs.ray_init.address=" in (run / "launch.sh").read_text()
+    assert "#SBATCH --time=0" in (run / "tp_sbatch.sh").read_text().splitlines()
 
     # one step trained, its checkpoint written
     assert [r["step"] for r in rd.read_metrics() if "actor/pg_loss" in r["data"]] == [1]
@@ -74,6 +88,8 @@ def test_grpo_trains_on_two_slurm_nodes_through_our_ray_cluster(
     job_id = logs.name.split(".")[0]
     left = subprocess.run(["pgrep", "-f", f"tp-ray-{job_id}-"], capture_output=True, text=True).stdout.split()
     assert not left, f"Ray processes left behind: {left}"
+    # and each node's Ray temp dir is gone (the namespaces share this /tmp)
+    assert not _new_ray_temp_dirs(ray_tmp_before, job_id)
 
 
 def test_sft_trains_on_two_slurm_nodes_through_torchrun_rendezvous(
@@ -111,6 +127,7 @@ def test_a_node_that_never_joins_fails_the_job_naming_it(slurm_two_nodes: slurm_
         [*netns_service.enter(second.netns), sys.executable, "-c",
          f"import socket, time; s = socket.socket(); s.bind(('0.0.0.0', {port})); s.listen(); time.sleep(600)"],
     )  # fmt: skip
+    ray_tmp_before = _ray_temp_dirs()
     try:
         res = run_train(
             "launcher=slurm", "launcher.wait=true", "launcher.time=10", "launcher.ray_wait_s=60", *SMALLEST_GRPO,
@@ -130,3 +147,5 @@ def test_a_node_that_never_joins_fails_the_job_naming_it(slurm_two_nodes: slurm_
     job_id = logs.name.split(".")[0]
     left = subprocess.run(["pgrep", "-f", f"tp-ray-{job_id}-"], capture_output=True, text=True).stdout.split()
     assert not left, f"Ray processes left behind: {left}"
+    # and each node's Ray temp dir is gone (the namespaces share this /tmp)
+    assert not _new_ray_temp_dirs(ray_tmp_before, job_id)

@@ -2,12 +2,15 @@
 # Rendered by trainer_platform for run grpo-2n: a Ray cluster across this Slurm allocation for one verl job.
 #   bash tp_ray_cluster.sh              in the batch step (first node): bring the cluster up, run verl attached to
 #                                       it, tear it down; exits with verl's exit code
-#   bash tp_ray_cluster.sh node ROLE LOGS   one node's Ray (head|worker), started through srun by the line above
+#   bash tp_ray_cluster.sh node ROLE LOGS ATTEMPT   one node's Ray (head|worker) for the job's restart ATTEMPT,
+#                                       started through srun by the line above
 # The head runs on the first node of the allocation; the other nodes join through one batched `srun --overlap`
 # step. The head's address is published in LOGS/head_address only once its GCS listens (the file gate the workers
 # wait on); verl starts only after all 2 nodes and 2 GPUs have registered, and fails fast, naming
 # the missing nodes, when they haven't after 120 s or a node's step ended. LOGS/ENDED tells every
-# node to stop its Ray. Logs: ray_cluster/<job id>.<restart count>/ (a requeued job gets a fresh folder).
+# node to stop its Ray. Logs: ray_cluster/<job id>.<restart count>/ (a requeued job gets a fresh folder). Each
+# node's Ray temp dir, /tmp/tp-ray-<job id>-<node>-r<restart count>, is removed when that node's Ray stops; a node
+# also removes the ones an earlier, killed attempt of the job left there (requeue, preemption: no teardown ran).
 # Ports are fixed (Ray's GCS on 25000, node services 25010-25015, workers 25100-25999).
 set -u
 cd "$(dirname "$0")" || exit 1
@@ -48,13 +51,19 @@ gloo_interface() {
 
 # --- one node's Ray: runs under srun on every node ---------------------------------------------------------------
 if [ "${1:-}" = node ]; then
-  role=$2 logs=$3
+  role=$2 logs=$3 attempt=$4
   exec >>"$logs/ray-$SLURMD_NODENAME.log" 2>&1
+  tmp="/tmp/tp-ray-$SLURM_JOB_ID-$SLURMD_NODENAME-r$attempt"
+  for ((r = 0; r < attempt; r++)); do  # by exact name: a glob could match another node's (gpu, gpu-r1)
+    old="/tmp/tp-ray-$SLURM_JOB_ID-$SLURMD_NODENAME-r$r"
+    if [ -d "$old" ]; then say "removing $old (an earlier attempt's)"; rm -rf -- "$old"; fi
+  done
+  trap 'rm -rf -- "$tmp"' EXIT
   ip=$(node_ip)
   [ -n "$ip" ] || { say "cannot find this node's address (scontrol show node, getent)"; exit 1; }
   echo "$ip" >"$logs/nodes/$SLURMD_NODENAME.tmp" && mv -f "$logs/nodes/$SLURMD_NODENAME.tmp" "$logs/nodes/$SLURMD_NODENAME"
   gloo_interface "$ip"
-  args=(--block --disable-usage-stats --node-ip-address="$ip" --temp-dir="/tmp/tp-ray-${SLURM_JOB_ID}-$SLURMD_NODENAME"
+  args=(--block --disable-usage-stats --node-ip-address="$ip" --temp-dir="$tmp"
     --node-manager-port=25010 --object-manager-port=25011
     --runtime-env-agent-port=25012 --dashboard-agent-grpc-port=25013
     --dashboard-agent-listen-port=25014 --metrics-export-port=25015
@@ -101,7 +110,8 @@ fi
 
 # --- the batch step: bring up, run, tear down --------------------------------------------------------------------
 : "${SLURM_JOB_ID:?tp_ray_cluster.sh runs inside a Slurm allocation}"
-logs="$here/ray_cluster/$SLURM_JOB_ID.${SLURM_RESTART_COUNT:-0}"
+attempt=${SLURM_RESTART_COUNT:-0}
+logs="$here/ray_cluster/$SLURM_JOB_ID.$attempt"
 mkdir -p "$logs/nodes" || exit 1
 mapfile -t nodes < <(scontrol show hostnames "$SLURM_JOB_NODELIST")
 if [ "${#nodes[@]}" -lt 2 ]; then
@@ -114,11 +124,11 @@ workers=("${nodes[@]:1}")
 say "Ray head on $head, workers on ${workers[*]}; logs in $logs"
 
 steps=()
-srun --overlap --nodes=1 --ntasks=1 --nodelist="$head" bash "$here/tp_ray_cluster.sh" node head "$logs" &
+srun --overlap --nodes=1 --ntasks=1 --nodelist="$head" bash "$here/tp_ray_cluster.sh" node head "$logs" "$attempt" &
 steps+=($!)
 worker_list=$(IFS=,; echo "${workers[*]}")
 srun --overlap --nodes=1 --ntasks=1 --ntasks-per-node=1 --nodelist="$worker_list" \
-  bash "$here/tp_ray_cluster.sh" node worker "$logs" &
+  bash "$here/tp_ray_cluster.sh" node worker "$logs" "$attempt" &
 steps+=($!)
 
 teardown() {
