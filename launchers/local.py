@@ -1,9 +1,9 @@
 """Run a job as a subprocess on this machine, in its own process group, with output teed to the console and train.log.
 
 The process that submits owns the job: a reader thread copies its output and writes the final status when it ends.
-`wait` turns SIGINT/SIGTERM into stopping the whole process tree (status `cancelled`, exit code 130/143). Any other
-process can manage the job from the run dir alone: `status` checks the pid is still the one started, `cancel` stops
-its process group (on the same host).
+`wait` turns SIGINT/SIGTERM into stopping the whole process tree (status `cancelled`, exit code 130/143), one that
+came between submit and wait too (launchers/signal_hold.py). Any other process can manage the job from the run dir
+alone: `status` checks the pid is still the one started, `cancel` stops its process group (on the same host).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +19,6 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import FrameType
 from typing import Any, BinaryIO, TextIO
 
 from launchers import proctree
@@ -29,6 +27,7 @@ from launchers.gpu_pool import GpuPool, default_max_parallel, machine_gpus
 from launchers.local_batch import LocalBatch
 from launchers.options import LocalOptions
 from launchers.render import MONITOR_CONFIG
+from launchers.signal_hold import SignalHold
 from trainer_platform.diagnostics.monitor import STOP_FILE, read_stop_reason
 from trainer_platform.job import VerlJob
 from trainer_platform.paths import local_placeholders
@@ -140,6 +139,21 @@ class _Job:
 _JOBS: dict[str, _Job] = {}
 # run dir path -> the batch it was submitted in (its jobs wait there until their GPUs are free)
 _BATCHES: dict[str, LocalBatch] = {}
+# submits under way in this process (their jobs may be starting)
+_SUBMITTING: list[bool] = []
+
+
+def _following() -> bool:
+    """Whether this process has local jobs to follow: being submitted, running, or queued in a batch."""
+    return (
+        bool(_SUBMITTING)
+        or any(job.pump.is_alive() for job in list(_JOBS.values()))
+        or any(batch.pending() for batch in list(_BATCHES.values()))
+    )
+
+
+# SIGINT/SIGTERM from the first submit until nothing is left to follow: `wait` acts on them
+_HOLD = SignalHold(_following)
 
 
 class LocalLauncher(Launcher):
@@ -179,7 +193,17 @@ class LocalLauncher(Launcher):
         batch = LocalBatch(items, GpuPool(gpus, limit), self._start, self._ended)
         for _, run in items:
             _BATCHES[_key(run)] = batch
-        return batch.submit()
+        # from before the first job starts: a signal that lands before wait() is kept for it (not a dead train.py
+        # with its jobs running on, unrecorded)
+        _HOLD.hold()
+        _SUBMITTING.append(True)
+        try:
+            return batch.submit()
+        except BaseException:
+            _HOLD.release(force=True)
+            raise
+        finally:
+            _SUBMITTING.pop()
 
     def _refuse_running(self, run_dir: RunDir) -> None:
         if run_dir.read_status().state == RUNNING:
@@ -230,15 +254,8 @@ class LocalLauncher(Launcher):
     def wait(self, handle: Handle) -> int:
         key = _key(handle.run_dir)
         batch = _BATCHES.get(key)
-        signals: list[int] = []
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            signals.append(signum)
-
-        previous: dict[signal.Signals, Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, on_signal)
+        _HOLD.hold()  # held since submit when this process submitted it
+        signals = _HOLD.received
         try:
             while batch is not None and batch.waiting(handle.rundir):  # queued: it starts when others end
                 if signals:
@@ -259,8 +276,7 @@ class LocalLauncher(Launcher):
                     # a second Ctrl-C skips the grace period
                     proctree.terminate_group(job.popen.pid, self.grace_s, hurry=lambda: len(signals) > 1)
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            _HOLD.release()  # once nothing is left to follow
         _JOBS.pop(_key(job.run_dir), None)
         if job.cancel_code is not None:
             return job.cancel_code

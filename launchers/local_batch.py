@@ -71,6 +71,11 @@ class LocalBatch:
         with self._lock:
             return any(item.run.path == run.path and not item.started and not item.done for item in self.items)
 
+    def pending(self) -> bool:
+        """Whether any job of the batch is queued and will still start. Takes no lock: a signal handler calls it
+        (launchers/local.py), possibly while this thread holds the lock."""
+        return any(not item.started and not item.done for item in self.items)
+
     def cancel_all(self) -> None:
         """Stop the batch: queued jobs never start (cancelled), running ones get the launcher's cancel."""
         with self._lock:

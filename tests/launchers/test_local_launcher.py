@@ -36,8 +36,9 @@ class TestLocalLauncher(LauncherContract):
 
 
 # Submits a job that starts a grandchild, prints the job's pids, and waits: the test then signals this driver.
+# With a 4th argument, the driver first signals itself with that signal between submit and wait, once the job runs.
 DRIVER = """
-    import sys, textwrap
+    import os, sys, textwrap, time
     from pathlib import Path
     from launchers.local import LocalLauncher
     from trainer_platform.job import VerlJob
@@ -48,6 +49,11 @@ DRIVER = """
     job = VerlJob(entry_point="t", argv=("python", "-c", textwrap.dedent(sys.argv[2])))
     launcher = LocalLauncher(grace_s=float(sys.argv[3]), echo=True)
     handle = launcher.submit([job], [run])[0]
+    if len(sys.argv) > 4:
+        while "pids" not in run.log_path.read_text():
+            time.sleep(0.05)
+        os.kill(os.getpid(), int(sys.argv[4]))
+        time.sleep(0.5)
     sys.exit(launcher.wait(handle))
 """
 
@@ -99,6 +105,24 @@ def test_sigterm_exits_143(tmp_path: Path) -> None:
     code, run, _ = _drive(tmp_path, TREE_JOB, 5.0, [signal.SIGTERM])
     assert code == 143
     assert run.read_status().state == CANCELLED and run.read_status().exit_code == 143
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_between_submit_and_wait_still_stops_the_job(tmp_path: Path, sig: signal.Signals, code: int) -> None:
+    """The race behind the flaky signal tests under load: a signal that landed after the job started but before
+    wait() took over killed train.py by Python's default (SIGTERM) or a KeyboardInterrupt, leaving the job (in its
+    own session) running, unrecorded. It is now kept for wait(), which stops the job."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    args = [str(tmp_path), TREE_JOB, "5.0", str(int(sig))]
+    driver = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(DRIVER), *args], capture_output=True, text=True, env=env, timeout=90
+    )
+    pids = [int(p) for p in driver.stdout.split("pids ", 1)[1].split()]
+    assert wait_gone(pids) == []
+    assert driver.returncode == code, driver.stderr
+    status = RunDir.open(tmp_path / "run").read_status()
+    assert status.state == CANCELLED and status.exit_code == code
 
 
 @pytest.mark.timeout(120)
