@@ -4,11 +4,8 @@ and keep the local copies of the files a remote launcher syncs back (launchers/l
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,23 +50,11 @@ def reconcile(run_dir: RunDir, record: Mapping[str, Any] | None, alive: bool | N
     return RUNNING
 
 
-@contextlib.contextmanager
-def sync_lock(run_dir: RunDir) -> Iterator[None]:
-    """Serialise syncing a run's files back across threads and processes (`watch` syncs while `status` runs)."""
-    fd = os.open(run_dir.path / ".sync.lock", os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        with contextlib.suppress(OSError):
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
 def store_synced(path: Path, sent: bytes, base: int = 0) -> bool:
     """Bring `path`, the local copy of a file synced back from where the job runs, up to its first `base` bytes
     (what it held before this submission) + `sent` (all the job has written so far). Only new bytes are appended,
     so readers that follow the file keep their place; a copy that differs otherwise is replaced whole; a repeated
-    sync changes nothing. Call it under `sync_lock`. True when the file changed."""
+    sync changes nothing. Call it under the run dir's `lock("sync")`. True when the file changed."""
     try:
         current = path.read_bytes()
     except FileNotFoundError:

@@ -45,7 +45,6 @@ CHECKPOINT_POINTER = "checkpoints/latest_checkpointed_iteration.txt"
 JOB_STATE = "job_state.json"
 # files a run replaces whole, sent whenever they change; the job's record last: what it reports came before it
 REPLACED = (CHECKPOINT_POINTER, JOB_STATE)
-_KINDS = ("line", "file", "restart", "where")
 
 
 def marker(tag: str) -> str:
@@ -216,31 +215,24 @@ class Demux:
     def _record(self, text: str) -> bool:
         kind, _, rest = text.partition(" ")
         name, _, payload = rest.partition(" ")
-        if kind not in _KINDS:
-            return False
         if kind == "line" and name in APPENDED:
             self._files.setdefault(name, []).append(payload + "\n")
         elif kind == "restart" and name in APPENDED:
             self._files[name] = []
-        elif kind == "file" and name in REPLACED:
-            try:
-                content = json.loads(payload)
-            except ValueError:
-                return False
-            if not isinstance(content, str):
-                return False
+        elif kind == "file" and name in REPLACED and isinstance(content := _json(payload), str):
             self.synced.replaced[name] = content
-        elif kind == "where" and name == "-":
-            try:
-                where = json.loads(payload)
-            except ValueError:
-                return False
-            if not isinstance(where, dict):
-                return False
+        elif kind == "where" and name == "-" and isinstance(where := _json(payload), dict):
             self.synced.where = where
         else:
             return False
         return True
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 if __name__ == "__main__":

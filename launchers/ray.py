@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from launchers.base import Handle, Launcher, LaunchError, logs_by_polling, poll_until_ended, wait_by_polling
-from launchers.jobstate import parse_record, reconcile, store_synced, sync_lock
+from launchers.jobstate import parse_record, reconcile, store_synced
 from launchers.logsync import APPENDED, CHECKPOINT_POINTER, JOB_STATE, Demux, Synced
 from launchers.options import RayOptions
 from launchers.render import RAY_ENTRY, render_ray_entry
@@ -214,7 +214,7 @@ def _sync_back(handle: Handle, client: Any, ended: bool) -> Synced:
     tag = data.get("sync_tag")
     synced = Demux(None if tag is None else str(tag)).feed(output, final=ended)
     bases = data.get("sync_base") or {}
-    with sync_lock(run):
+    with run.lock("sync"):
         store_synced(run.log_path, synced.output.encode(), int(data.get("log_offset", 0)))
         for name, text in synced.appended.items():
             store_synced(run.path / name, text.encode(), int(bases.get(name, 0)))

@@ -30,7 +30,7 @@ import paramiko
 
 from launchers import sshconn
 from launchers.base import Handle, Launcher, LaunchError, logs_by_polling, poll_until_ended, wait_by_polling
-from launchers.jobstate import parse_record, reconcile, store_synced, sync_lock
+from launchers.jobstate import parse_record, reconcile, store_synced
 from launchers.logsync import APPENDED, CHECKPOINT_POINTER
 from launchers.options import SshOptions
 from launchers.render import JOB_STATE, WRAPPER, render
@@ -225,7 +225,7 @@ def _remote_root(sftp: paramiko.SFTPClient, remote_dir: str) -> str:
 def _sync_back(sftp: paramiko.SFTPClient, remote: str, run: RunDir) -> None:
     """Append the remote train.log's new bytes to the local one; copy metrics.jsonl, diagnostics.jsonl (the
     diagnostics monitor's anomalies) and the checkpoint pointer."""
-    with sync_lock(run):
+    with run.lock("sync"):
         size = run.log_path.stat().st_size if run.log_path.exists() else 0
         new = sshconn.read_file(sftp, f"{remote}/train.log", size)
         if new:

@@ -237,9 +237,10 @@ class RunDir:
             raise RunDirError(f"{self.status_path} is unreadable ({e}); fix or delete the file") from None
 
     @contextlib.contextmanager
-    def _status_lock(self) -> Iterator[None]:
-        """Serialise read-modify-write of status.json across threads and processes (flock; best effort)."""
-        fd = os.open(self.path / ".status.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    def lock(self, name: str) -> Iterator[None]:
+        """Serialise a read-modify-write of the run's files across threads and processes: an flock on the run dir's
+        `.NAME.lock` (best effort). `status` guards status.json; `sync`, the files a remote launcher syncs back."""
+        fd = os.open(self.path / f".{name}.lock", os.O_CREAT | os.O_RDWR, 0o644)
         try:
             with contextlib.suppress(OSError):
                 fcntl.flock(fd, fcntl.LOCK_EX)
@@ -256,7 +257,7 @@ class RunDir:
         """
         if state is not None:
             check_state(state)
-        with self._status_lock():
+        with self.lock("status"):
             old = self.read_status()
             state = old.state if state is None else state
             data = old.to_dict()
