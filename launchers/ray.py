@@ -155,7 +155,7 @@ class RayLauncher(Launcher):
         client = _client(str(handle.data["address"]))
         info = client.get_job_info(handle.data["job_id"])  # before the log: a job seen ended has all its log
         state = _STATES.get(str(getattr(info.status, "value", info.status)), RUNNING)
-        synced = _sync_back(handle, client, ended=state in TERMINAL_STATES)
+        synced = sync_back(handle, client, ended=state in TERMINAL_STATES)
         record = parse_record(synced.replaced.get(JOB_STATE))
         extra = {}
         if synced.where and CHECKPOINT_POINTER in synced.replaced:
@@ -207,7 +207,7 @@ class RayLauncher(Launcher):
         poll_until_ended(self, handle, timeout_s=30.0, poll_s=_POLL_S)
 
 
-def _sync_back(handle: Handle, client: Any, ended: bool) -> Synced:
+def sync_back(handle: Handle, client: Any, ended: bool) -> Synced:
     """Read the job's log from the Job API; bring the local train.log and the files the job sent back up to it."""
     run, data = handle.rundir, handle.data
     output = job_output(client.get_job_logs(data["job_id"]), str(data["job_id"]))

@@ -259,7 +259,8 @@ class LauncherContract:
         reason = status.extra["stop_reason"]
         assert (reason["rule"], reason["metric"], reason["step"]) == ("non_finite", "train/loss", 3)
         assert "trainer_platform diagnostics: stopping the run" in run.log_path.read_text()
-        metrics = self.job_cwd(handle)
-        if metrics is not None and Path(metrics, "metrics.jsonl").exists():  # where the job wrote (this host)
-            steps = [json.loads(line)["step"] for line in Path(metrics, "metrics.jsonl").read_text().splitlines()]
-            assert max(steps) < 60, f"the job ran on to step {max(steps)}: it was not stopped"
+        # what the job and its monitor wrote is in the local run dir (a remote launcher synced it back)
+        steps = [json.loads(line)["step"] for line in (run.path / "metrics.jsonl").read_text().splitlines()]
+        assert steps == list(range(1, len(steps) + 1)) and 3 <= len(steps) < 60, f"steps {steps}: not stopped at 3?"
+        anomalies = [json.loads(line) for line in (run.path / "diagnostics.jsonl").read_text().splitlines()]
+        assert any(a["rule"] == "non_finite" and a["step"] == 3 for a in anomalies), anomalies

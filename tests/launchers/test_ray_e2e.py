@@ -17,7 +17,10 @@ import pytest
 import ray_service
 
 from conftest import REPO_ROOT, run_dir_of, run_train
+from launchers.base import handle_of
+from launchers.ray import sync_back
 from trainer_platform.cli import main
+from trainer_platform.runs import RunDir
 
 
 def _cli_in_a_new_process(*args: str) -> str:
@@ -81,6 +84,10 @@ def test_tiny_sft_on_ray_comes_back_through_the_job_log(
     assert train_steps == [1, 2], records  # every step, once
     log = (run / "train.log").read_text()
     assert "[tp-sync" not in log and "Creating file logger" in log  # verl's own output, our records taken out
+    synced = {name: (run / name).read_bytes() for name in ("train.log", "metrics.jsonl", "status.json")}
+    handle_obj = handle_of(RunDir.open(run))
+    sync_back(handle_obj, JobSubmissionClient(ray_head.address), ended=True)  # the whole log read again
+    assert {name: (run / name).read_bytes() for name in synced} == synced  # nothing added twice
 
     assert _cli(capsys, "logs", str(run)).splitlines() == log.splitlines()
     assert "step 2" in _cli(capsys, "show", str(run))
