@@ -240,3 +240,34 @@ def test_the_byte_bound_keeps_exactly_the_rows_measuring_would(tokenizer_dir: st
     for limit in (16, 40, 100, 300):
         decided = over_limit(tok, "prompts", rows, limit)
         assert [n is not None and n > limit for n in decided] == [n > limit for n in exact], limit
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        # every content rendered twice: the byte bound of one copy is wrong for every row
+        "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{{ m['content'] }}{% endfor %}",
+        # only a content holding the template's own marker is repeated 12 times: a row far from the first ones
+        "{% for m in messages %}{% if '<x>' in m['content'] %}{{ m['content'] * 12 }}{% else %}{{ m['content'] }}"
+        "{% endif %}{% endfor %}",
+    ],
+)
+def test_the_length_filter_checks_the_template_splice_and_falls_back_to_rendering(
+    tokenizer_dir: str, template: str
+) -> None:
+    import pyarrow as pa
+    from transformers import AutoTokenizer
+
+    from trainer_platform.data.lengths import exact_lengths, over_limit, over_limit_table
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tok.chat_template = template
+    rows = [{"prompt": [{"role": "user", "content": f"What is {i} + 4? " * (1 + i % 5)}]} for i in range(120)]
+    rows[100] = {"prompt": [{"role": "user", "content": "<x> 7 + 4"}]}  # short: its byte bound fits
+    exact = exact_lengths(tok, [r["prompt"] for r in rows], True)
+    limit = sorted(exact)[60]
+    want = [n > limit for n in exact]
+    listed = over_limit(tok, "prompts", rows, limit)
+    assert [n is not None and n > limit for n in listed] == want
+    tabled = over_limit_table(tok, "prompts", pa.Table.from_pylist(rows), limit)
+    assert [tabled.get(i, 0) > limit for i in range(len(rows))] == want

@@ -26,10 +26,10 @@ PY_SPACE = (
     "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
     "\u200a\u2028\u2029\u202f\u205f\u3000"
 )
-_SPACE_CLASS = "".join(f"\\x{{{ord(c):x}}}" for c in PY_SPACE)
+SPACE_CLASS = "".join(f"\\x{{{ord(c):x}}}" for c in PY_SPACE)
 # a text that is not blank by str.strip(); one whose str.lstrip() starts with "[" (read as JSON chat turns)
-_NOT_BLANK = f"[^{_SPACE_CLASS}]"
-_JSON_LIST = f"^[{_SPACE_CLASS}]*\\["
+_NOT_BLANK = f"[^{SPACE_CLASS}]"
+_JSON_LIST = f"^[{SPACE_CLASS}]*\\["
 
 
 class NotColumnar(Exception):
@@ -270,7 +270,12 @@ def _messages(table: Any, fields: FieldMap, suspect: Any) -> Callable[[Any], Any
     suspect |= np.bincount(parent, weights=turn_bad, minlength=n) > 0
     suspect |= np.bincount(parent, weights=assistant, minlength=n) == 0
 
+    plain = names == ["role", "content"] and not fields.system and pa.types.is_list(kind)
+
     def build(kept: Any) -> Any:
+        if plain:  # already verl's turns: the kept rows as they are, typed as verl's rows are
+            turn = pa.struct([("role", pa.string()), ("content", pa.string())])
+            return pa.table([column.take(pa.array(kept, type=pa.int64())).cast(pa.list_(turn))], names=["messages"])
         starts = np.concatenate([[0], np.cumsum(counts)])[:-1]
         take_counts = counts[kept]
         old = np.repeat(starts[kept], take_counts) + _ramp(take_counts)

@@ -63,6 +63,12 @@ def over_limit(tokenizer: Any, fmt: str, rows: list[dict[str, Any]], limit: int)
         return list(token_lengths(tokenizer, fmt, rows)[0])
     bounds = [_byte_bound(tokenizer, fmt, row) for row in rows]
     unsure = [i for i, bound in enumerate(bounds) if bound > limit]
+    fits = [i for i, bound in enumerate(bounds) if bound <= limit]
+    convs = [rows[i]["messages" if fmt == "messages" else "prompt"] for i in fits]
+    shapes = [tuple(t["role"] for t in c) for c in convs]
+    checked = _check_rows([any(_interacts(tokenizer, t["content"]) for t in c) for c in convs], shapes)
+    if not _splice_holds(tokenizer, [convs[i] for i in checked], fmt != "messages"):
+        return list(token_lengths(tokenizer, fmt, rows, responses=False)[0])
     out: list[int | None] = [None] * len(rows)
     if unsure:
         exact, _ = token_lengths(tokenizer, fmt, [rows[i] for i in unsure], responses=False)
@@ -137,6 +143,18 @@ def over_limit_table(tokenizer: Any, fmt: str, table: Any, limit: int) -> dict[i
     scaffold = [_scaffold(tokenizer, tuple(str(s).split(",")), generation) for s in shapes.dictionary.to_pylist()]
     bounds = np.array(scaffold, dtype=np.int64)[shapes.indices.to_numpy(zero_copy_only=False)] + sums
     unsure = np.flatnonzero(bounds > limit).tolist()
+    fits = np.flatnonzero(bounds <= limit)
+    text = pc.struct_field(turns, "content")
+    touching = pc.match_substring_regex(text, _edge_space())
+    for literal in _template_literals(tokenizer):
+        touching = pc.or_(touching, pc.match_substring(text, literal))
+    parent = pc.list_parent_indices(pa.ListArray.from_arrays(offsets, text)).to_numpy(zero_copy_only=False)
+    row_touches = np.bincount(parent, weights=touching.to_numpy(zero_copy_only=False), minlength=len(counts)) > 0
+    keys = shapes.indices.to_numpy(zero_copy_only=False)[fits].tolist()
+    picked = fits[_check_rows(row_touches[fits].tolist(), keys)]
+    if not _splice_holds(tokenizer, column.take(pa.array(picked, type=pa.int64())).to_pylist(), generation):
+        exact, _ = token_lengths(tokenizer, fmt, table.to_pylist(), responses=False)
+        return dict(enumerate(exact))
     if not unsure:
         return {}
     exact, _ = token_lengths(tokenizer, fmt, table.take(unsure).to_pylist(), responses=False)
@@ -152,6 +170,86 @@ def _byte_bound(tokenizer: Any, fmt: str, row: dict[str, Any]) -> int:
         extra = 0 if fmt == "prompts" else max(len(row["chosen"].encode()), len(row["rejected"].encode())) + 2
     roles = tuple(t["role"] for t in turns)
     return _scaffold(tokenizer, roles, generation) + sum(len(t["content"].encode()) + 1 for t in turns) + extra
+
+
+_SENTINEL = "\ue000{}\ue001"
+
+
+def _edge_space() -> str:
+    """RE2 pattern of a text with whitespace (Python's str.strip set) at either end: templates often trim contents."""
+    from trainer_platform.data.columns import SPACE_CLASS
+
+    return f"^[{SPACE_CLASS}]|[{SPACE_CLASS}]$"
+
+
+def _template_literals(tokenizer: Any) -> tuple[str, ...]:
+    """The quoted strings of the chat template: a content holding one may steer the template (tested, not assumed)."""
+    cache = tokenizer.__dict__
+    if "_tp_literals" not in cache:
+        import re
+
+        template = getattr(tokenizer, "chat_template", None)
+        source = template if isinstance(template, str) else str(template)
+        found = set()
+        for match in re.finditer(r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"", source):
+            raw = match.group(1) if match.group(1) is not None else match.group(2)
+            for text in (raw, raw.replace("\\n", "\n").replace("\\t", "\t").replace("\\'", "'").replace('\\"', '"')):
+                if len(text.strip()) >= 2:
+                    found.add(text)
+        cache["_tp_literals"] = tuple(sorted(found))
+    return tuple(cache["_tp_literals"])
+
+
+def _interacts(tokenizer: Any, content: str) -> bool:
+    """Whether a content might render other than verbatim: edge whitespace, or a string the template tests for."""
+    return content != content.strip() or any(literal in content for literal in _template_literals(tokenizer))
+
+
+def _check_rows(touches: list[bool], shapes: list[Any]) -> list[int]:
+    """The rows whose rendering is checked: the first ones, one per role shape, and every one that may interact."""
+    first: dict[Any, int] = {}
+    for i, shape in enumerate(shapes):
+        first.setdefault(shape, i)
+    return sorted({*range(min(_SAMPLE, len(shapes))), *first.values(), *(i for i, t in enumerate(touches) if t)})
+
+
+def _frame(tokenizer: Any, roles: tuple[str, ...], generation: bool) -> list[str] | None:
+    """The template's text for a role sequence, split around the contents; None when contents are not put in once,
+    verbatim and in order (rendered once per role sequence with placeholder contents)."""
+    cache = tokenizer.__dict__.setdefault("_tp_frames", {})
+    key = (roles, generation)
+    if key not in cache:
+        conv = [{"role": r, "content": _SENTINEL.format(i)} for i, r in enumerate(roles)]
+        text = _render(tokenizer, [conv], generation)[0]
+        parts: list[str] | None = []
+        rest = text
+        for i in range(len(roles)):
+            before, found, rest = rest.partition(_SENTINEL.format(i))
+            if not found or parts is None:
+                parts = None
+                break
+            parts.append(before)
+        if parts is not None and "\ue000" not in "".join([*parts, rest]):
+            parts.append(rest)
+        else:
+            parts = None
+        cache[key] = parts
+    return cache[key]
+
+
+def _splice_holds(tokenizer: Any, convs: list[list[dict[str, str]]], generation: bool) -> bool:
+    """Whether each conversation renders as its role sequence's frame with its contents spliced in."""
+    if not convs:
+        return True
+    rendered = _render(tokenizer, convs, generation)
+    for conv, text in zip(convs, rendered, strict=True):
+        frame = _frame(tokenizer, tuple(t["role"] for t in conv), generation)
+        if frame is None:
+            return False
+        spliced = frame[0] + "".join(t["content"] + part for t, part in zip(conv, frame[1:], strict=True))
+        if spliced != text:
+            return False
+    return True
 
 
 def _scaffold(tokenizer: Any, roles: tuple[str, ...], generation: bool) -> int:
@@ -193,15 +291,9 @@ def _conversation_lengths(tokenizer: Any, convs: list[list[dict[str, str]]], gen
     for conv in convs:
         out.append(_scaffold(tokenizer, tuple(t["role"] for t in conv), generation) + sum(content[at : at + len(conv)]))
         at += len(conv)
-    sample = sorted({*range(min(_SAMPLE, len(convs))), *_one_per_shape(convs)})
+    touches = [any(_interacts(tokenizer, t["content"]) for t in conv) for conv in convs]
+    sample = _check_rows(touches, [tuple(t["role"] for t in conv) for conv in convs])
     exact = exact_lengths(tokenizer, [convs[i] for i in sample], generation)
     if any(out[i] != n for i, n in zip(sample, exact, strict=True)):
         return exact_lengths(tokenizer, convs, generation)
     return out
-
-
-def _one_per_shape(convs: list[list[dict[str, str]]]) -> list[int]:
-    seen: dict[tuple[str, ...], int] = {}
-    for i, conv in enumerate(convs):
-        seen.setdefault(tuple(t["role"] for t in conv), i)
-    return list(seen.values())[:_SAMPLE]
