@@ -271,3 +271,15 @@ def test_the_length_filter_checks_the_template_splice_and_falls_back_to_renderin
     assert [n is not None and n > limit for n in listed] == want
     tabled = over_limit_table(tok, "prompts", pa.Table.from_pylist(rows), limit)
     assert [tabled.get(i, 0) > limit for i in range(len(rows))] == want
+
+
+def test_the_columnar_check_for_contents_that_may_steer_the_template_equals_the_row_check(tokenizer_dir: str) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from trainer_platform.data.lengths import _interacts, _touch_pattern, load_tokenizer
+
+    tok = load_tokenizer(tokenizer_dir)
+    texts = ["a", " a", "a\u3000", "x<|im_start|>y", "assistant\n", "b\n", "plain", "é", "a\x1c", "<|im_end|>", "\\n"]
+    found = pc.match_substring_regex(pa.array(texts), _touch_pattern(tok)).to_pylist()
+    assert found == [_interacts(tok, t) for t in texts] and any(found) and not all(found)

@@ -145,9 +145,7 @@ def over_limit_table(tokenizer: Any, fmt: str, table: Any, limit: int) -> dict[i
     unsure = np.flatnonzero(bounds > limit).tolist()
     fits = np.flatnonzero(bounds <= limit)
     text = pc.struct_field(turns, "content")
-    touching = pc.match_substring_regex(text, _edge_space())
-    for literal in _template_literals(tokenizer):
-        touching = pc.or_(touching, pc.match_substring(text, literal))
+    touching = pc.match_substring_regex(text, _touch_pattern(tokenizer))  # one pass over the contents
     parent = pc.list_parent_indices(pa.ListArray.from_arrays(offsets, text)).to_numpy(zero_copy_only=False)
     row_touches = np.bincount(parent, weights=touching.to_numpy(zero_copy_only=False), minlength=len(counts)) > 0
     keys = shapes.indices.to_numpy(zero_copy_only=False)[fits].tolist()
@@ -175,11 +173,14 @@ def _byte_bound(tokenizer: Any, fmt: str, row: dict[str, Any]) -> int:
 _SENTINEL = "\ue000{}\ue001"
 
 
-def _edge_space() -> str:
-    """RE2 pattern of a text with whitespace (Python's str.strip set) at either end: templates often trim contents."""
+def _touch_pattern(tokenizer: Any) -> str:
+    """RE2 pattern of `_interacts`: whitespace (Python's str.strip set) at either end, or a template literal."""
     from trainer_platform.data.columns import SPACE_CLASS
 
-    return f"^[{SPACE_CLASS}]|[{SPACE_CLASS}]$"
+    def escaped(text: str) -> str:
+        return "".join(c if c.isascii() and c.isalnum() else f"\\x{{{ord(c):x}}}" for c in text)
+
+    return "|".join([f"^[{SPACE_CLASS}]", f"[{SPACE_CLASS}]$", *map(escaped, _template_literals(tokenizer))])
 
 
 def _template_literals(tokenizer: Any) -> tuple[str, ...]:
