@@ -130,7 +130,7 @@ def test_a_node_that_never_joins_fails_the_job_naming_it(slurm_two_nodes: slurm_
     ray_tmp_before = _ray_temp_dirs()
     try:
         res = run_train(
-            "launcher=slurm", "launcher.wait=true", "launcher.time=10", "launcher.ray_wait_s=60", *SMALLEST_GRPO,
+            "launcher=slurm", "launcher.wait=true", "launcher.time=10", "launcher.ray_wait_s=30", *SMALLEST_GRPO,
             "name=nojoin", cwd=tmp_path, timeout=300, check=False,
         )  # fmt: skip
     finally:
@@ -140,7 +140,7 @@ def test_a_node_that_never_joins_fails_the_job_naming_it(slurm_two_nodes: slurm_
     run = run_dir_of(res)
     log = (run / "train.log").read_text(errors="replace")
     assert RunDir.open(run).read_status().state == "failed"
-    assert "Ray cluster incomplete after 60 s: 1 of 2 nodes and 1 of 2 GPUs registered (not registered: tpn1)" in log
+    assert "Ray cluster incomplete after 30 s: 1 of 2 nodes and 1 of 2 GPUs registered (not registered: tpn1)" in log
     assert "running the job on the Ray cluster" not in log  # verl never started
     (logs,) = (run / "ray_cluster").iterdir()
     assert (logs / "ENDED").exists()
