@@ -266,8 +266,17 @@ def _last_assistant(turns: list[dict[str, str]]) -> str:
 
 
 def _content_lengths(tokenizer: Any, texts: list[str]) -> list[int]:
+    """Token counts of texts, each distinct text tokenised once (repeated system prompts, answers, renderings)."""
     if not texts:
         return []
+    distinct = list(dict.fromkeys(texts))
+    if len(distinct) < len(texts):
+        counted = dict(zip(distinct, _encode_lengths(tokenizer, distinct), strict=True))
+        return [counted[t] for t in texts]
+    return _encode_lengths(tokenizer, texts)
+
+
+def _encode_lengths(tokenizer: Any, texts: list[str]) -> list[int]:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None and hasattr(backend, "encode_batch_fast"):  # no offsets, no Python-side conversion
         return [len(e.ids) for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
