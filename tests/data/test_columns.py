@@ -77,7 +77,6 @@ def test_py_space_is_what_str_strip_removes() -> None:
 BAD_PROMPT_ROWS = [
     ({"answer": "#### 3"}, "question", "is missing"),
     ({"question": " \u3000\x1c ", "answer": "#### 3"}, "question", "is empty"),
-    ({"question": "q", "answer": "three"}, "answer", "does not match the ground-truth pattern"),
     ({"question": "q", "answer": "#### three"}, "answer", "is not a number"),
 ]
 BAD_CHAT_ROWS = [
