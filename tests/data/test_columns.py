@@ -204,3 +204,13 @@ def test_ability_comes_from_the_mapped_field_or_the_default(
     assert got == ["algebra", "math", "math"] * 10
     plain = prepare_data(_request(tokenizer_dir, [path]), root=tmp_path / "plain")  # today's default: the name
     assert set(pq.read_table(plain.train).column("ability").to_pylist()) == {"t"}
+
+
+@pytest.mark.parametrize("instruction", ["Q: {prompt}\nA ({prompt}):", "Solve the task.", ""])
+def test_instruction_templates_equal_the_row_path(
+    tmp_path: Path, tokenizer_dir: str, monkeypatch: pytest.MonkeyPatch, instruction: str
+) -> None:
+    path = _write(tmp_path / "src.parquet", [_qa(i) for i in range(30)])
+    fields = GSM.model_copy(update={"instruction": instruction})
+    columnar, per_row = _both_paths(tmp_path, _request(tokenizer_dir, [path], fields=fields), monkeypatch)
+    assert columnar == per_row

@@ -170,7 +170,9 @@ def _prompts(source: ColumnSource, fields: FieldMap, name: str, split: str, susp
     def build(kept: Any) -> Any:
         idx = pa.array(kept, type=pa.int64())
         text = prompt.take(idx)
-        if fields.instruction:
+        if fields.instruction and "{prompt}" not in fields.instruction:
+            text = pa.array([fields.instruction] * len(kept), type=pa.string())
+        elif fields.instruction:
             parts = fields.instruction.split("{prompt}")
             pieces = [p for part in parts[1:] for p in (text, part)]
             text = pc.binary_join_element_wise(parts[0], *pieces, "")
