@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from trainer_platform.composer import Composer
 from trainer_platform.errors import SpecError, choices_hint, did_you_mean
 from trainer_platform.paths import conf_dir, local_conf_dir, local_searchpath
 
@@ -88,17 +89,34 @@ def check_hydra_keys(overrides: list[str]) -> None:
         raise SpecError(key, "is one of Hydra's own settings, which train.py does not use", hint)
 
 
-def compose_config(overrides: list[str], config_name: str = "train") -> dict[str, Any]:
-    """Compose the run config and return it as plain containers with interpolations resolved."""
+def run_composer() -> Composer:
+    """A Composer of run configs (conf/train.yaml) for one batch of runs: pass it to every `compose_config` of
+    the batch, and Hydra builds each distinct set of group choices once."""
+    return Composer(conf_dir(), "train")
+
+
+def compose_config(
+    overrides: list[str], config_name: str = "train", composer: Composer | None = None
+) -> dict[str, Any]:
+    """Compose the run config and return it as plain containers with interpolations resolved. With `composer`
+    (`run_composer()`, shared by a batch) the config comes from its cached trees; what it cannot take goes
+    through Hydra's compose here, which reports the error."""
+    overrides = [_passthrough(o) for o in overrides]
+    check_group_choices(overrides)
+    check_hydra_keys(overrides)
+    cfg = None
+    if composer is not None and composer.config_name == config_name:
+        cfg = composer.compose([*overrides, *local_searchpath()])
+    return _plain(cfg if cfg is not None else _hydra_compose(overrides, config_name))
+
+
+def _hydra_compose(overrides: list[str], config_name: str) -> Any:
+    """Hydra's own compose of one run; SpecError naming the bad override."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
 
-    overrides = [_passthrough(o) for o in overrides]
-    check_group_choices(overrides)
-    check_hydra_keys(overrides)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         try:
@@ -116,6 +134,14 @@ def compose_config(overrides: list[str], config_name: str = "train") -> dict[str
                 check_keys_exist(overrides, OmegaConf.to_container(base, resolve=False))
             _explain_grammar_error(exc)
             raise SpecError("overrides", _first_line(exc), "check the spelling of each key=value") from None
+    return cfg
+
+
+def _plain(cfg: Any) -> dict[str, Any]:
+    """A composed config as plain containers, interpolations resolved (SpecError naming what cannot resolve)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
     try:
         container = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:

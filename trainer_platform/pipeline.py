@@ -35,11 +35,12 @@ from trainer_platform.prepare import prepare
 from trainer_platform.resume import resume_target, saved_spec
 from trainer_platform.run_files import data_files, run_files
 from trainer_platform.runs import RunDir, new_wandb_run_id, utc_now
+from trainer_platform.runs.create import NewRun
 from trainer_platform.secrets_env import redact
 from trainer_platform.spec import RunSpec
 from trainer_platform.steps import total_steps
 from trainer_platform.verl_job import JobInputs, build_job
-from trainer_platform.verl_schema import check_job_against_verl
+from trainer_platform.verl_schema import VerlSchema
 from trainer_platform.wandb_mode import resolve_wandb_mode
 
 
@@ -127,15 +128,17 @@ def run_batch(
     if not requests:
         return []
     launcher = make_launcher(requests[0].spec)
+    # verl's config schema, built once for the whole batch: each job's check costs only its own overrides
+    schema = VerlSchema(dpo_config_dir=verl_ext_dir() / "tp_dpo_config")
     checked = [(request, *_check(request)) for request in requests]
     codes: dict[int, int] = {}
     for i, (request, the_plan, batch) in enumerate(checked):
         if request.spec.dry_run:
-            codes[i] = _dry_run(request, the_plan, batch, launcher)
+            codes[i] = _dry_run(request, the_plan, batch, launcher, schema)
     real = [(i, item) for i, item in enumerate(checked) if i not in codes]
     if not real:
         return [codes[i] for i in range(len(requests))]
-    prepared = _prepare_all([item for _, item in real], launcher)
+    prepared = _prepare_all([item for _, item in real], launcher, schema)
     if on_created is not None:
         try:
             on_created(prepared)
@@ -144,7 +147,8 @@ def run_batch(
             raise
     for run in prepared:
         print(f"run dir: {run.run.path}", flush=True)
-        run.run.write_status(phases={"preparing": run.preparing})
+        if run.request.existing is not None:  # a new run's status.json got its phases when it was created
+            run.run.write_status(phases={"preparing": run.preparing})
     from launchers.submit import submit_and_follow_each
 
     verbose = any(r.request.spec.verbose for r in prepared)
@@ -185,18 +189,18 @@ def _check(request: RunRequest) -> tuple[Plan, BatchMath]:
     return the_plan, batch
 
 
-def _prepare_all(checked: list[tuple[RunRequest, Plan, BatchMath]], launcher: Any) -> list[PreparedRun]:
+def _prepare_all(
+    checked: list[tuple[RunRequest, Plan, BatchMath]], launcher: Any, schema: VerlSchema
+) -> list[PreparedRun]:
     """Prepare every run, then create every new run dir: all of them, or (on any failure) none."""
     prepared: list[PreparedRun] = []
     try:
         for request, the_plan, batch in checked:
-            prepared.append(_prepare(request, the_plan, batch, launcher))
-        for run in prepared:
-            if run.request.existing is None:
-                wandb_id = run.job.env.get("WANDB_RUN_ID")
-                files = {**run.files, **({"wandb_id.txt": wandb_id + "\n"} if wandb_id else {})}
-                run.run.create(files, argv=["train.py", *run.request.argv])
-                run.created = True
+            prepared.append(_prepare(request, the_plan, batch, launcher, schema))
+        new = [run for run in prepared if run.request.existing is None]
+        RunDir.create_all([_new_run(run) for run in new])  # all of them, in one pass, or none
+        for run in new:
+            run.created = True
     except BaseException:
         _undo(prepared)
         raise
@@ -205,6 +209,12 @@ def _prepare_all(checked: list[tuple[RunRequest, Plan, BatchMath]], launcher: An
             run.run.update_files(run.files)
             run.run.archive_metrics()
     return prepared
+
+
+def _new_run(run: PreparedRun) -> NewRun:
+    wandb_id = run.job.env.get("WANDB_RUN_ID")
+    files = {**run.files, **({"wandb_id.txt": wandb_id + "\n"} if wandb_id else {})}
+    return NewRun(run.run, files, ["train.py", *run.request.argv], {"phases": {"preparing": run.preparing}})
 
 
 def _undo(prepared: list[PreparedRun]) -> None:
@@ -218,13 +228,13 @@ def _undo(prepared: list[PreparedRun]) -> None:
             run.run.release()
 
 
-def _prepare(request: RunRequest, the_plan: Plan, batch: BatchMath, launcher: Any) -> PreparedRun:
+def _prepare(request: RunRequest, the_plan: Plan, batch: BatchMath, launcher: Any, schema: VerlSchema) -> PreparedRun:
     spec = request.spec
     run = request.existing or _allocate(request)
     preparing = utc_now()
     print(f"trainer_platform: {run_summary(spec)}; {the_plan.world_size} x {the_plan.accelerator}", flush=True)
     try:
-        job, _, data_report = _prepare_job(request, the_plan, batch, run.path)
+        job, _, data_report = _prepare_job(request, the_plan, batch, run.path, schema)
         files = {**run_files(spec, the_plan, job), **data_files(data_report), **launcher.render(job, run)}
     except BaseException:
         if request.existing is None:
@@ -251,7 +261,7 @@ def _allocate(request: RunRequest) -> RunDir:
         raise SpecError("run_root", f"cannot create a run under {root.absolute()}: {exc}", "check run_root") from None
 
 
-def _dry_run(request: RunRequest, the_plan: Plan, batch: BatchMath, launcher: Any) -> int:
+def _dry_run(request: RunRequest, the_plan: Plan, batch: BatchMath, launcher: Any, schema: VerlSchema) -> int:
     """Build and print the job; its files (the launcher's rendered ones too) go to run_root/.dry-runs/, never into
     (or claiming) a run dir."""
     from trainer_platform.runs.dryrun import write_dry_run
@@ -260,7 +270,7 @@ def _dry_run(request: RunRequest, the_plan: Plan, batch: BatchMath, launcher: An
     root = request.run_root
     name = request.run_name
     target = existing.path if existing is not None else root.absolute() / name
-    job, steps, data_report = _prepare_job(request, the_plan, batch, target)
+    job, steps, data_report = _prepare_job(request, the_plan, batch, target, schema)
     files = {**run_files(spec, the_plan, job), **data_files(data_report), **launcher.render(job, RunDir(target))}
     print(redact(dry_run_report(spec, the_plan, batch, job, steps)))
     what = f"resume {target}" if existing is not None else f"create {target} (or {name}-2, ... when taken)"
@@ -274,7 +284,7 @@ def _dry_run(request: RunRequest, the_plan: Plan, batch: BatchMath, launcher: An
 
 
 def _prepare_job(
-    request: RunRequest, the_plan: Plan, batch: BatchMath, run_path: Path
+    request: RunRequest, the_plan: Plan, batch: BatchMath, run_path: Path, schema: VerlSchema
 ) -> tuple[VerlJob, int | None, dict[str, Any]]:
     """Prepare model and data, check what needs them, build the job and check it against verl's schema (SpecError
     if verl rejects it). Returns the job, the run's total optimizer steps (None when unknown) and the data
@@ -293,7 +303,7 @@ def _prepare_job(
         python=sys.executable,
     )
     job = replace(build_job(spec, the_plan, batch, inputs), diagnostics=monitor_settings(spec))
-    check_job_against_verl(job, dpo_config_dir=verl_ext_dir() / "tp_dpo_config")
+    schema.check(job)
     return job, total_steps(spec, prepared.train_rows, the_plan.world_size), prepared.data
 
 

@@ -2,7 +2,9 @@
 
 Hydra composes verl's YAML config tree (found with importlib's find_spec, so neither verl nor torch is imported)
 with the job's overrides, exactly as verl's entry point would: an unknown key or a bad override fails here, before
-anything is launched. The deeper check (verl's `validate_config` on the dataclasses) runs in the test suite.
+anything is launched. A batch of jobs shares one `VerlSchema`, so verl's config tree is built once per batch and
+each job costs only its overrides (trainer_platform.composer). The deeper check (verl's `validate_config` on the
+dataclasses) runs in the test suite.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+from trainer_platform.composer import Composer
 from trainer_platform.errors import SpecError
 from trainer_platform.job import VerlJob
 
@@ -63,15 +66,47 @@ def compose_verl_config(config_dir: Path, config_name: str, overrides: list[str]
         GlobalHydra.instance().clear()
 
 
+class VerlSchema:
+    """verl's config schema for a batch of jobs: each config verl composes (per entry point) is built by Hydra once
+    for the batch (trainer_platform.composer), and each job's overrides are applied to a copy of it. A job the
+    shared tree cannot take is composed by Hydra alone, which names the override verl rejects."""
+
+    def __init__(self, dpo_config_dir: Path | None = None) -> None:
+        self.dpo_config_dir = dpo_config_dir
+        self._config_dir: Path | None = None
+        self._composers: dict[tuple[Path, str], Composer] = {}
+
+    @property
+    def trees_built(self) -> int:
+        """How many times Hydra built one of verl's config trees (tests: once per batch and entry point)."""
+        return sum(c.trees_built for c in self._composers.values())
+
+    def check(self, job: VerlJob) -> Any:
+        """Compose the job's verl config; returns it (an OmegaConf DictConfig) or raises SpecError. The job's
+        placeholders (${TP_RUN_DIR}, ...: filled in where it runs) count as absolute paths here."""
+        job = job.resolve({"TP_RUN_DIR": "/run", "TP_VERL_EXT": "/verl_ext", "MASTER_ADDR": "head", "MASTER_PORT": "1"})
+        if job.entry_point in CONFIG_NAMES:
+            return self._compose(self._verl_dir(), CONFIG_NAMES[job.entry_point], job_overrides(job))
+        if self.dpo_config_dir is not None and job.entry_point.endswith(".py"):
+            # our DPO config extends verl's sft_trainer_engine; point its search path at verl's config folder on
+            # disk (its own `pkg://verl.trainer.config` would import verl, and with it torch)
+            searchpath = f"hydra.searchpath=[file://{self._verl_dir()}]"
+            return self._compose(self.dpo_config_dir, "dpo_trainer", [*job_overrides(job), searchpath])
+        return None
+
+    def _verl_dir(self) -> Path:
+        if self._config_dir is None:
+            self._config_dir = verl_config_dir()
+        return self._config_dir
+
+    def _compose(self, config_dir: Path, config_name: str, overrides: list[str]) -> Any:
+        composer = self._composers.get((config_dir, config_name))
+        if composer is None:
+            composer = self._composers[(config_dir, config_name)] = Composer(config_dir, config_name)
+        cfg = composer.compose(overrides)
+        return cfg if cfg is not None else compose_verl_config(config_dir, config_name, overrides)
+
+
 def check_job_against_verl(job: VerlJob, dpo_config_dir: Path | None = None) -> Any:
-    """Compose the job's verl config; returns it (an OmegaConf DictConfig) or raises SpecError. The job's
-    placeholders (${TP_RUN_DIR}, ...: filled in where it runs) count as absolute paths here."""
-    job = job.resolve({"TP_RUN_DIR": "/run", "TP_VERL_EXT": "/verl_ext", "MASTER_ADDR": "head", "MASTER_PORT": "1"})
-    if job.entry_point in CONFIG_NAMES:
-        return compose_verl_config(verl_config_dir(), CONFIG_NAMES[job.entry_point], job_overrides(job))
-    if dpo_config_dir is not None and job.entry_point.endswith(".py"):
-        # our DPO config extends verl's sft_trainer_engine; point its search path at verl's config folder on disk
-        # (its own `pkg://verl.trainer.config` would import verl, and with it torch)
-        searchpath = f"hydra.searchpath=[file://{verl_config_dir()}]"
-        return compose_verl_config(dpo_config_dir, "dpo_trainer", [*job_overrides(job), searchpath])
-    return None
+    """Compose one job's verl config (VerlSchema.check); a batch shares one VerlSchema instead."""
+    return VerlSchema(dpo_config_dir).check(job)

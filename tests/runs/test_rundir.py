@@ -77,7 +77,7 @@ def test_allocate_rejects_bad_names(tmp_path: Path, name: str) -> None:
 
 
 def test_failure_inside_create_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def boom(argv: object = None) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(record_mod, "collect", boom)
@@ -304,3 +304,57 @@ def test_management_modules_import_no_heavy_packages() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_create_all_makes_a_batch_durable_at_once_and_takes_provenance_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep's run dirs: every file and folder is fsync'd before its run dir is renamed into place (one
+    concurrent pass, not a temp file, fsync and rename per file), and git is asked once for the whole batch."""
+    from trainer_platform.runs.create import NewRun
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+    renamed: list[str] = []
+    real_rename = os.rename
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    def rename(src: str | Path, dst: str | Path) -> None:
+        assert set(_tree(Path(src))) <= set(synced)  # every file and folder of the run is on disk first
+        renamed.append(str(dst))
+        real_rename(src, dst)
+
+    git_calls: list[object] = []
+    real_git_state = record_mod.git_state
+    monkeypatch.setattr(record_mod, "git_state", lambda *a: git_calls.append(a) or real_git_state(*a))
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    runs = [RunDir.allocate(tmp_path, f"r{i}") for i in range(3)]
+    RunDir.create_all(
+        [NewRun(run, FILES, ["train.py", f"seed={i}"], {"phases": {"p": "t"}}) for i, run in enumerate(runs)]
+    )
+    assert len(git_calls) == 1 and renamed == [str(run.path) for run in runs]
+    for i, run in enumerate(runs):
+        assert run.read_status().state == PENDING and run.read_status().extra["phases"] == {"p": "t"}
+        assert run.read_record()["argv"] == ["train.py", f"seed={i}"]
+        assert (run.path / "conf" / "extra.txt").read_bytes() == b"\x00x"
+        assert os.access(run.path / "launch.sh", os.X_OK)
+    assert _visible(tmp_path) == ["r0", "r1", "r2"] and not (tmp_path / ".staging").exists()
+
+
+def _tree(folder: Path) -> list[str]:
+    return [str(p) for p in [folder, *folder.rglob("*")]]
+
+
+def test_create_all_is_all_or_none(tmp_path: Path) -> None:
+    from trainer_platform.runs.create import NewRun
+
+    runs = [RunDir.allocate(tmp_path, f"r{i}") for i in range(3)]
+    batch = [NewRun(run, FILES if i < 2 else {**FILES, "../escape": "x"}) for i, run in enumerate(runs)]
+    with pytest.raises(ValueError, match="relative paths inside the run dir"):
+        RunDir.create_all(batch)
+    assert _visible(tmp_path) == [] and not (tmp_path / ".staging").exists()
+    assert _make(tmp_path, "r0").name == "r0"  # the names were released

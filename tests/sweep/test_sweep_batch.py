@@ -93,3 +93,35 @@ def test_a_dry_run_sweep_creates_no_run(tmp_path: Path, capsys: pytest.CaptureFi
     assert out.count("trainer_platform dry run (nothing launched)") == 2
     assert "a real run would create " + str(tmp_path / "runs" / "dry" / "algorithm.lr=2e-05") in out
     assert batches.batches == [] and not list((tmp_path / "runs").rglob("status.json"))
+
+
+def test_each_run_is_composed_once_and_each_config_tree_once_per_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batches: Any
+) -> None:
+    """The sweep's check, the batch and verl's schema check share their compositions: each run's config is
+    composed once (and carried from the check to the batch), Hydra builds the run config's tree once and verl's
+    once, whatever the number of runs; nothing falls back to a full compose per run."""
+    from trainer_platform import compose, composer, verl_schema
+
+    per_run: dict[tuple[str, ...], int] = {}
+    trees: list[str] = []
+    full: list[str] = []
+    real_compose, real_build = compose.compose_config, composer.Composer._build
+    real_hydra, real_verl = compose._hydra_compose, verl_schema.compose_verl_config
+
+    def counted_compose(overrides: list[str], *args: Any, **kwargs: Any) -> Any:
+        per_run[tuple(overrides)] = per_run.get(tuple(overrides), 0) + 1
+        return real_compose(overrides, *args, **kwargs)
+
+    def counted_build(self: Any, lines: list[str]) -> Any:
+        trees.append(self.config_name)
+        return real_build(self, lines)
+
+    monkeypatch.setattr(compose, "compose_config", counted_compose)
+    monkeypatch.setattr(composer.Composer, "_build", counted_build)
+    monkeypatch.setattr(compose, "_hydra_compose", lambda *a: full.append("run") or real_hydra(*a))
+    monkeypatch.setattr(verl_schema, "compose_verl_config", lambda *a: full.append("verl") or real_verl(*a))
+    assert main(["-m", *TINY, "train.seed=1,2,3", "name=once"]) == 0
+    assert batches.batches == [[f"train.seed={seed}" for seed in (1, 2, 3)]]
+    assert per_run == {(*TINY, f"train.seed={seed}", "name=once"): 1 for seed in (1, 2, 3)}
+    assert sorted(trees) == ["sft_trainer_engine", "train"] and full == []

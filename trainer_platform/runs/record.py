@@ -66,12 +66,11 @@ def package_versions(names: Sequence[str] = _DISTRIBUTIONS) -> dict[str, str | N
     return versions
 
 
-def collect(argv: Sequence[str] | None = None, repo: Path = _REPO_ROOT) -> Provenance:
-    """Take the provenance record now. `argv` is the command line that made the run (default: sys.argv)."""
+def environment(repo: Path = _REPO_ROOT) -> Provenance:
+    """What every run created now shares (code version, package versions, host): `collect` without the run's
+    own fields. A batch of runs takes it once (three git commands and a metadata scan) and hands it to `collect`."""
     commit, diff, untracked = git_state(repo)
     record: dict[str, Any] = {
-        "created": utc_now(),
-        "argv": list(sys.argv if argv is None else argv),
         "git": {
             "repo": str(repo),
             "commit": commit,
@@ -85,3 +84,13 @@ def collect(argv: Sequence[str] | None = None, repo: Path = _REPO_ROOT) -> Prove
         "platform": platform.platform(),
     }
     return Provenance(record=record, diff=diff or None)
+
+
+def collect(
+    argv: Sequence[str] | None = None, repo: Path = _REPO_ROOT, *, shared: Provenance | None = None
+) -> Provenance:
+    """Take the provenance record now. `argv` is the command line that made the run (default: sys.argv); `shared`
+    is `environment(repo)` when the caller took it already (for a batch)."""
+    shared = shared or environment(repo)
+    record = {"created": utc_now(), "argv": list(sys.argv if argv is None else argv), **shared.record}
+    return Provenance(record=record, diff=shared.diff)

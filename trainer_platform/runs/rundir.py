@@ -7,7 +7,8 @@ metrics.jsonl (verl's file logger), checkpoints/ (verl's checkpoints), wandb/ an
 Every write replaces the file atomically (temp file in the same folder, fsync, rename), so a reader on any host sees
 either the old or the new content. A run dir appears under its root in one rename, complete: allocate() stages it in
 `<root>/.staging/` and claims its final name with an exclusive claim file there, so concurrent sweeps never share a
-name and a crash before create() leaves nothing that looks like a run.
+name and a crash before create() leaves nothing that looks like a run. create_all() creates a batch (a sweep) at
+about the cost of one (runs/create.py).
 """
 
 from __future__ import annotations
@@ -21,22 +22,25 @@ import shutil
 import socket
 import string
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from trainer_platform.job import VerlJob
-from trainer_platform.runs import metrics, record
-from trainer_platform.runs.atomic import atomic_write, fsync_dir, json_text
+from trainer_platform.runs import metrics
+from trainer_platform.runs.atomic import atomic_write, json_text
+from trainer_platform.runs.create import (  # noqa: F401 - DIFF_FILE: the run dir's file names live here too
+    DIFF_FILE,
+    RECORD_FILE,
+    STATUS_FILE,
+    NewRun,
+    check_relative,
+    create_all,
+)
 from trainer_platform.runs.logs import read_lines
-from trainer_platform.runs.status import PENDING, RUNNING, TERMINAL_STATES, Status, check_state, utc_now
+from trainer_platform.runs.status import RUNNING, TERMINAL_STATES, Status, check_state, utc_now
 
-STATUS_FILE = "status.json"
-RECORD_FILE = "record.json"
-DIFF_FILE = "git.diff"
 STAGING_DIR = ".staging"
-# Files create() writes itself; callers may not pass them.
-_RESERVED = frozenset({STATUS_FILE, RECORD_FILE, DIFF_FILE})
 _WANDB_ID_CHARS = string.ascii_lowercase + string.digits
 
 
@@ -51,15 +55,6 @@ class RunDirError(Exception):
 
 class NotARunDirError(RunDirError):
     """The path is not a run directory."""
-
-
-def _check_relative(rel: str) -> Path:
-    path = Path(rel)
-    if not rel or path.is_absolute() or ".." in path.parts:
-        raise ValueError(f"run dir file names must be relative paths inside the run dir, got {rel!r}")
-    if rel in _RESERVED:
-        raise ValueError(f"{rel!r} is written by the run dir itself; do not pass it to create()")
-    return path
 
 
 class RunDir:
@@ -127,48 +122,41 @@ class RunDir:
 
     # ---- creating ----------------------------------------------------------------------------------------------
 
-    def create(self, files: Mapping[str, str | bytes], *, argv: list[str] | None = None) -> None:
+    def create(
+        self,
+        files: Mapping[str, str | bytes],
+        *,
+        argv: list[str] | None = None,
+        status: Mapping[str, Any] | None = None,
+    ) -> None:
         """Write the run's initial files, the provenance record and a `pending` status, all or nothing.
 
         `files` maps relative paths to contents; `*.sh` files are made executable. `argv` is the command line
-        recorded in record.json (default: sys.argv). On any failure nothing is left under the root.
+        recorded in record.json (default: sys.argv); `status` adds fields to the first status.json (e.g. phases).
+        On any failure nothing is left under the root.
         """
+        create_all([NewRun(self, files, argv, status or {})])
+
+    @staticmethod
+    def create_all(runs: Sequence[NewRun]) -> None:
+        """Create allocated run dirs, each as `create` would, all or none, at the cost of about one: their files
+        are made durable in one concurrent pass and the shared provenance is taken once (runs/create.py)."""
+        create_all(runs)
+
+    def _take_staging(self) -> tuple[Path, Path]:
+        """(staging folder, claim file) of a fresh allocation, handed over to runs/create.py once."""
         staging, claim = self._staging, self._claim
         if staging is None or claim is None:
             raise RunDirError(f"{self.path}: create() needs a fresh RunDir from RunDir.allocate()")
         self._staging = self._claim = None
-        try:
-            for rel, content in files.items():
-                target = staging / _check_relative(rel)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write(target, content, executable=rel.endswith(".sh"))
-            prov = record.collect(argv)
-            atomic_write(staging / RECORD_FILE, json_text(prov.record))
-            if prov.diff is not None:
-                atomic_write(staging / DIFF_FILE, prov.diff)
-            status = Status(state=PENDING, created=utc_now())
-            atomic_write(staging / STATUS_FILE, json_text(status.to_dict()))
-            os.chmod(staging, 0o755)
-            fsync_dir(staging)
-            if os.path.lexists(self.path):
-                raise RunDirError(f"{self.path} appeared outside the platform while staging; choose another name")
-            os.rename(staging, self.path)
-            fsync_dir(self.path.parent)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        finally:
-            with contextlib.suppress(OSError):
-                claim.unlink()
-            with contextlib.suppress(OSError):  # only succeeds when no other allocation is in flight
-                claim.parent.rmdir()
+        return staging, claim
 
     def update_files(self, files: Mapping[str, str | bytes]) -> None:
         """Replace (or add) files of a created run, each atomically; `*.sh` files are made executable."""
         if not self.is_run_dir(self.path):
             raise NotARunDirError(f"{self.path} is not a created run directory; create() it first")
         for rel, content in files.items():
-            target = self.path / _check_relative(rel)
+            target = self.path / check_relative(rel)
             target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(target, content, executable=rel.endswith(".sh"))
 

@@ -50,6 +50,10 @@ class SweepSession:
     codes: list[int] = field(default_factory=list)
     # what stopped the sweep (raised again by train.py once Hydra has returned)
     error: BaseException | None = None
+    # composes the runs' configs for the whole sweep (trainer_platform.compose.run_composer; made when first needed)
+    composer: Any = None
+    # the configs train.py composed to check the planned runs, by their overrides: each run is composed once
+    composed: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)
 
     def values_of(self, overrides: list[str]) -> dict[str, str]:
         """A run's swept values, in axis order."""
@@ -134,12 +138,17 @@ class SweepSession:
         return scores
 
     def _compose(self, overrides: list[str], name: str) -> dict[str, Any]:
-        from trainer_platform.compose import compose_config
+        """The run's config: the one composed when the sweep was checked, else composed now."""
+        from trainer_platform.compose import compose_config, run_composer
 
-        try:
-            cfg = compose_config(overrides)
-        except SpecError as exc:
-            raise self._in_run(exc, overrides) from None
+        cfg = self.composed.pop(tuple(overrides), None)
+        if cfg is None:
+            if self.composer is None:
+                self.composer = run_composer()
+            try:
+                cfg = compose_config(overrides, composer=self.composer)
+            except SpecError as exc:
+                raise self._in_run(exc, overrides) from None
         cfg["name"] = name
         return cfg
 

@@ -63,31 +63,36 @@ def check(overrides: list[str]) -> int:
     return len(runs)
 
 
-def check_runs(runs: list[list[str]]) -> None:
-    """Compose and validate the runs of a sweep (of a very large one, enough runs to try every value once)."""
+def check_runs(runs: list[list[str]], composer: Any = None) -> dict[tuple[str, ...], dict[str, Any]]:
+    """Compose and validate the runs of a sweep (of a very large one, enough runs to try every value once); returns
+    each checked run's composed config by its overrides, for the batch to use instead of composing it again.
+    `composer` (trainer_platform.compose.run_composer()) shares Hydra's work across the runs."""
     if len(runs) <= _CHECK_EVERY_COMBINATION:
-        _validate(runs)
-        return
+        return _validate(runs, composer)
     chosen: list[list[str]] = []
     seen: set[str] = set()
     for run in runs:
         if not set(run) <= seen:
             chosen.append(run)
             seen |= set(run)
-    _validate(chosen)
+    return _validate(chosen, composer)
 
 
-def _validate(runs: list[list[str]]) -> None:
+def _validate(runs: list[list[str]], composer: Any = None) -> dict[tuple[str, ...], dict[str, Any]]:
     from trainer_platform.compose import compose_config
     from trainer_platform.spec import RunSpec
 
+    composed: dict[tuple[str, ...], dict[str, Any]] = {}
     for run in runs:
         try:
-            RunSpec.from_config(compose_config(run))
+            cfg = compose_config(run, composer=composer)
+            RunSpec.from_config(cfg)
         except SpecError as exc:
             raise SpecError(
                 exc.key, exc.problem, f"{exc.hint + '; ' if exc.hint else ''}in the sweep run: {' '.join(run)}"
             ) from None
+        composed[tuple(run)] = cfg
+    return composed
 
 
 # keys a sweep may not vary: one launcher takes the whole batch, and these steer the invocation itself

@@ -3,6 +3,7 @@ into runs and validated (a grid), or an Optuna search set up (sweep/search.py); 
 
 from __future__ import annotations
 
+from trainer_platform.compose import run_composer
 from trainer_platform.errors import SpecError
 from trainer_platform.flags import override_values
 from trainer_platform.sweep import files
@@ -15,10 +16,11 @@ def plan_sweep(overrides: list[str]) -> tuple[SweepSession, list[str]]:
     file_name, rest = files.split_sweep_option(overrides)
     name = override_values(rest).get("name") or None
     name = None if name in ("null", "None") else name
+    composer = run_composer()  # one per sweep: Hydra builds each distinct set of group choices once
     if file_name is None:
         runs = combinations(rest)
-        check_runs(runs)
-        session = SweepSession(axes=axes(rest), name=name, planned=runs)
+        composed = check_runs(runs, composer)
+        session = SweepSession(axes=axes(rest), name=name, planned=runs, composer=composer, composed=composed)
         return session, [*rest, "hydra/sweeper=trainer_platform"]
     path, sweep = files.load(file_name)
     details = {"file": files.describe(sweep)}
@@ -31,11 +33,20 @@ def plan_sweep(overrides: list[str]) -> tuple[SweepSession, list[str]]:
             raise SpecError(swept[0], f"cannot join the search of {path.name}", "add it to the file's search.params")
         session, hydra_overrides = plan_search(path, sweep.search, sweep.base, rest, name)
         session.details.update(details)
+        session.composer = composer
         return session, hydra_overrides
     sweep_axes, runs = files.expand(path, sweep, rest)
     try:
-        check_runs(runs)
+        composed = check_runs(runs, composer)
     except SpecError as exc:
         raise SpecError(exc.key, exc.problem, f"{exc.hint} (from {path})") from None
-    session = SweepSession(axes=sweep_axes, name=name, sweep_file=path.stem, details=details, planned=runs)
+    session = SweepSession(
+        axes=sweep_axes,
+        name=name,
+        sweep_file=path.stem,
+        details=details,
+        planned=runs,
+        composer=composer,
+        composed=composed,
+    )
     return session, [*rest, "hydra/sweeper=trainer_platform"]

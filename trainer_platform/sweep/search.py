@@ -102,10 +102,10 @@ def plan_search(path: Path, search: SearchSettings, base: list[str], fixed: list
     shared = [*(o for o in base if key_of(o) not in given), *fixed, *prune_overrides(search)]
     sample = [*shared, *(f"{k}={representative(k, v)}" for k, v in search.params.items())]
     try:
-        check_runs([sample])
+        composed = check_runs([sample])
     except SpecError as exc:
         raise SpecError(exc.key, exc.problem, f"{exc.hint} (from {path})") from None
-    _check_waits(sample)
+    _check_waits(composed[tuple(sample)])
     session = SweepSession(
         axes={k: [v] for k, v in search.params.items()},
         name=name,
@@ -118,13 +118,13 @@ def plan_search(path: Path, search: SearchSettings, base: list[str], fixed: list
     return session, [*shared, *spaces, *search_overrides(search, name)]
 
 
-def _check_waits(run: list[str]) -> None:
-    """A search scores each trial when it ends: its launcher must follow the runs (launcher.wait=true)."""
-    from trainer_platform.compose import compose_config
+def _check_waits(cfg: dict[str, Any]) -> None:
+    """A search scores each trial when it ends: its launcher must follow the runs (launcher.wait=true). `cfg` is
+    a composed run config."""
     from trainer_platform.pipeline import make_launcher
     from trainer_platform.spec import RunSpec
 
-    launcher = make_launcher(RunSpec.from_config(compose_config(run)))
+    launcher = make_launcher(RunSpec.from_config(cfg))
     options = getattr(launcher, "options", None)
     if options is not None and not options.wait:
         raise SpecError(
