@@ -18,8 +18,10 @@ def run_files(spec: RunSpec, the_plan: Plan, job: VerlJob) -> dict[str, str]:
 
     from trainer_platform.planner.report import plan_to_dict
 
+    # libyaml's emitter when PyYAML has it: the same text as safe_dump's, ~4x faster (a sweep writes one per run)
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     files = {
-        "spec.yaml": yaml.safe_dump(spec.to_config(), sort_keys=False),
+        "spec.yaml": yaml.dump(spec.to_config(), Dumper=dumper, sort_keys=False),
         "plan.json": json.dumps(plan_to_dict(the_plan), indent=2),
         "job.json": json.dumps(job.to_dict(), indent=2),
         "launch.sh": launch_script(job),
