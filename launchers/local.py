@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -70,6 +71,8 @@ class _Job:
     cancel_code: int | None = None
     # the diagnostics monitor beside the job (trainer_platform.diagnostics.monitor), when the job has diagnostics
     monitor: subprocess.Popen[bytes] | None = None
+    # the job's scratch folders (VerlJob.scratch_dirs), removed once its processes are gone
+    scratch_dirs: tuple[str, ...] = ()
     pump: threading.Thread = field(init=False)
 
     def __post_init__(self) -> None:
@@ -110,6 +113,8 @@ class _Job:
             popen.wait()
             if proctree.group_members(popen.pid):  # leftovers of the job: the run's tree ends with the run
                 proctree.terminate_group(popen.pid, self.grace_s)
+            for folder in self.scratch_dirs:
+                shutil.rmtree(folder, ignore_errors=True)
         finally:
             popen.stdout.close()
             self.log.close()
@@ -133,6 +138,10 @@ class _Job:
         else:
             self.run_dir.write_status(SUCCEEDED if code == 0 else FAILED, exit_code=code)
         _JOBS.pop(_key(self.run_dir), None)  # final status written: a later wait() reads it from there
+
+
+def _without(env: Mapping[str, str], *names: str) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k not in names}
 
 
 # run dir path -> job, process-wide: any LocalLauncher instance in this process can wait on a job it started.
@@ -218,7 +227,8 @@ class LocalLauncher(Launcher):
 
     def _start(self, job: VerlJob, run_dir: RunDir, extra_env: dict[str, str]) -> Handle:
         argv = [sys.executable if job.argv[0] == "python" else job.argv[0], *job.argv[1:]]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **job.env, **extra_env}
+        # WANDB_SERVICE: a W&B service of this process's caller, not the job's (tp_job.sh says why)
+        env = {**_without(os.environ, "WANDB_SERVICE"), "PYTHONUNBUFFERED": "1", **job.env, **extra_env}
         (run_dir.path / STOP_FILE).unlink(missing_ok=True)  # an earlier attempt's
         log = run_dir.open_log()
         try:
@@ -243,7 +253,9 @@ class LocalLauncher(Launcher):
         run_dir.save_handle(handle.to_dict())
         run_dir.write_status(RUNNING, pid=popen.pid, host=host, launcher=self.name, cancel_requested=None, error=None)
         console = (sys.stdout if self.console is None else self.console) if self.echo else None
-        entry = _Job(popen=popen, run_dir=run_dir, log=log, console=console, grace_s=self.grace_s)
+        entry = _Job(
+            popen=popen, run_dir=run_dir, log=log, console=console, grace_s=self.grace_s, scratch_dirs=job.scratch_dirs
+        )
         entry.monitor = _start_monitor(job, run_dir, popen.pid)
         _JOBS[_key(run_dir)] = entry
         entry.pump.start()

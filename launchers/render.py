@@ -105,6 +105,7 @@ def render(
             command=job.shell_line() if command is None else command,
             monitor=job.diagnostics is not None,
             python=python,
+            scratch_dirs=job.scratch_dirs,
         )
     )
     return {WRAPPER: wrapper, **monitor_files(job)}

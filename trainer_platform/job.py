@@ -67,6 +67,9 @@ class VerlJob:
     ray_node_resources: Mapping[str, int] = field(default_factory=dict)
     # the diagnostics config (trainer_platform.diagnostics.rules) that the monitor beside the job runs; None = none
     diagnostics: Mapping[str, Any] | None = None
+    # folders outside the run dir that the job's processes make and nothing reads once it has ended (the private Ray
+    # instance's temp dir, /tmp/tp-ray-*): whoever sees the job end removes them
+    scratch_dirs: tuple[str, ...] = ()
 
     def shell_line(self) -> str:
         """The job as one copy-pasteable shell line: `env K=V ... python -m ...` (placeholders expand)."""
@@ -103,6 +106,7 @@ class VerlJob:
             "files": list(self.files),
             "ray_node_resources": dict(self.ray_node_resources),
             **({"diagnostics": dict(self.diagnostics)} if self.diagnostics is not None else {}),
+            **({"scratch_dirs": list(self.scratch_dirs)} if self.scratch_dirs else {}),
         }
 
     @classmethod
@@ -119,4 +123,5 @@ class VerlJob:
             files=tuple(data.get("files", ())),
             ray_node_resources={k: int(v) for k, v in data.get("ray_node_resources", {}).items()},
             diagnostics=data.get("diagnostics"),
+            scratch_dirs=tuple(data.get("scratch_dirs", ())),
         )

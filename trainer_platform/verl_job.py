@@ -81,6 +81,7 @@ def build_job(spec: RunSpec, plan: Plan, batch: BatchMath, inputs: JobInputs) ->
         outputs={"metrics": "metrics.jsonl", "checkpoints": "checkpoints", "log": "train.log"},
         files=_input_files(spec, inputs),
         ray_node_resources=_ray_node_resources(plan) if uses_ray else {},
+        scratch_dirs=() if (temp := _private_ray_dir(spec, plan, inputs)) is None or not uses_ray else (temp,),
     )
 
 
@@ -279,6 +280,14 @@ def _overlong_len(buffer: int, max_response: int | None) -> int:
     return max(1, max_response // 4)
 
 
+def _private_ray_dir(spec: RunSpec, plan: Plan, inputs: JobInputs) -> str | None:
+    """The temp dir of the run's private Ray instance (local and ssh single-node runs), None when the job attaches
+    to a cluster. Short (Ray's socket paths must fit 107 bytes), one per run dir; removed when the job ends."""
+    if spec.launcher.name not in ("local", "ssh") or plan.nnodes > 1:
+        return None
+    return f"/tmp/tp-ray-{hashlib.sha1(inputs.run_dir.encode()).hexdigest()[:10]}"
+
+
 def _ray_overrides(spec: RunSpec, plan: Plan, inputs: JobInputs) -> list[str]:
     if spec.launcher.name == "ray":
         # the job runs on an existing cluster: attach to it, never size it (no num_cpus/num_gpus)
@@ -291,8 +300,10 @@ def _ray_overrides(spec: RunSpec, plan: Plan, inputs: JobInputs) -> list[str]:
     if spec.launcher.name not in ("local", "ssh"):
         return []
     # a private Ray instance per run: never attach to a cluster that happens to run on this host
-    tag = hashlib.sha1(inputs.run_dir.encode()).hexdigest()[:10]
-    out = ["+ray_kwargs.ray_init.address=local", f"+ray_kwargs.ray_init._temp_dir=/tmp/tp-ray-{tag}"]
+    out = [
+        "+ray_kwargs.ray_init.address=local",
+        f"+ray_kwargs.ray_init._temp_dir={_private_ray_dir(spec, plan, inputs)}",
+    ]
     if plan.on_cpu:
         # verl's actors each reserve a CPU: more logical CPUs than cores, or the job waits forever; the dashboard
         # only costs start-up time on a private, short-lived instance

@@ -76,6 +76,8 @@ def test_rl_algorithm_trains_checkpoints_and_resumes(algo: str, request: pytest.
         assert not bad, f"step {record['step']}: non-finite {bad}"
     assert rd.last_checkpoint_step() == steps
     assert (run / "checkpoints" / f"global_step_{steps}" / "actor").is_dir()
+    scratch = rd.read_job().scratch_dirs  # the private Ray instance's temp dir: removed when the job ended
+    assert scratch and not [d for d in scratch if Path(d).exists()]
     if algo == "grpo":
         # verl compares the rollout's log-probs with the actor's recomputation every step: after the step-1 update
         # the hf rollout must already generate with the new weights

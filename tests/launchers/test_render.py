@@ -123,3 +123,16 @@ def test_ray_entry_golden() -> None:
     shipped = ("tp_ray_entry.sh", "tp_logsync.py", "tp_monitor.py", "tp_diag_rules.py", "tp_diag_metrics.py")
     assert set(files) == {*shipped, "tp_diagnostics.json"}
     _check_golden("ray_tp_ray_entry.sh", files["tp_ray_entry.sh"])
+
+
+def test_the_wrapper_removes_the_jobs_scratch_dirs_when_it_ends(tmp_path: Path) -> None:
+    """Before: every RL run left its private Ray temp dir (/tmp/tp-ray-*, MBs of session files) behind."""
+    from dataclasses import replace
+
+    scratch = tmp_path / "tp-ray-0123456789"
+    job = replace(_job(), scratch_dirs=(str(scratch),))
+    files = render(job, launcher="ssh", run_name="r", verl_ext="/v", command=f"mkdir -p {scratch}/session_x")
+    (tmp_path / "tp_job.sh").write_text(files["tp_job.sh"])
+    subprocess.run(["bash", str(tmp_path / "tp_job.sh")], stdin=subprocess.DEVNULL, check=True, timeout=60)
+    assert '"state": "succeeded"' in (tmp_path / "job_state.json").read_text()
+    assert not scratch.exists()
