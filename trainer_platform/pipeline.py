@@ -272,7 +272,7 @@ def _dry_run(request: RunRequest, the_plan: Plan, batch: BatchMath, launcher: An
     target = existing.path if existing is not None else root.absolute() / name
     job, steps, data_report = _prepare_job(request, the_plan, batch, target, schema)
     files = {**run_files(spec, the_plan, job), **data_files(data_report), **launcher.render(job, RunDir(target))}
-    print(redact(dry_run_report(spec, the_plan, batch, job, steps)))
+    print(redact(dry_run_report(spec, the_plan, batch, job, steps, data_report)))
     what = f"resume {target}" if existing is not None else f"create {target} (or {name}-2, ... when taken)"
     print(f"a real run would {what}; nothing there was written")
     try:

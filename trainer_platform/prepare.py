@@ -24,7 +24,8 @@ class Prepared:
     val_files: tuple[str, ...]
     # rows in the training files, when they are readable here
     train_rows: int | None
-    # the data preparation's report (content hash, row counts; data/build.py), empty for built-in data
+    # the data preparation's report (content hash, row counts; data/build.py), empty for built-in data; for a dry
+    # run, what is known about the data without preparing it (data/facts.py)
     data: dict = field(default_factory=dict)
 
 
@@ -69,30 +70,37 @@ def _builtin_data(spec: RunSpec):  # -> TinyDataset
 
 
 def _data_files(spec: RunSpec, model_path: str, materialize: bool) -> tuple[tuple[str, ...], tuple[str, ...], dict]:
-    """(train files, val files, the preparation's report) verl reads. Built-in data is generated; a user's sources
-    are converted into the cache (data/build.py), or, for a dry run, named by the content hash they would get.
-    Sources not on this machine (a launcher that runs the job elsewhere) are passed on as they are."""
+    """(train files, val files, report) verl reads. Built-in data is generated; a user's sources are converted into
+    the cache (data/build.py), or, for a dry run, named by the content hash they would get. Sources not on this
+    machine (a launcher that runs the job elsewhere) are passed on as they are. The report is the preparation's
+    (content hash, row counts; none for built-in data) or, for a dry run, what is known about the data without
+    preparing it (data/facts.py: sources, mapping, cache key and whether it is cached, rows, reward)."""
+    from trainer_platform.data import facts
+
     data = spec.data
     if data.builtin is not None:
         built = _builtin_data(spec)
-        return (str(built.train),), (str(built.val),), {}
+        train_files, val_files = (str(built.train),), (str(built.val),)
+        report = {} if materialize else facts.builtin_data_facts(data, _rows(train_files), _rows(val_files))
+        return train_files, val_files, report
     train = tuple(str(Path(f).expanduser().resolve()) for f in data.train_files or ())
     val = tuple(str(Path(f).expanduser().resolve()) for f in data.val_files or ())
     if not all(Path(f).exists() for f in (*train, *val)):
-        return train, val, {}
-    from trainer_platform.data.build import load_prepared, prepare_data, prepared_folder
-
+        return train, val, ({} if materialize else facts.missing_data_facts(data))
     request = data_request(spec, model_path, train, val)
     if materialize:
+        from trainer_platform.data.build import prepare_data
+
         done = prepare_data(request)
+        return (str(done.train),), ((str(done.val),) if done.val else ()), done.counts
+    known = facts.user_data_facts(data, request)
+    folder = Path(known["cache_dir"])
+    if known["prepared"]:
+        has_val = (folder / "val.parquet").is_file()
     else:
-        folder = prepared_folder(request)
-        if not (folder / "report.json").is_file():
-            split = request.split
-            has_val = bool(val or split.val_name or split.val_fraction > 0)
-            return (str(folder / "train.parquet"),), ((str(folder / "val.parquet"),) if has_val else ()), {}
-        done = load_prepared(folder)
-    return (str(done.train),), ((str(done.val),) if done.val else ()), done.counts
+        split = request.split
+        has_val = bool(val or split.val_name or split.val_fraction > 0)
+    return (str(folder / "train.parquet"),), ((str(folder / "val.parquet"),) if has_val else ()), known
 
 
 def data_request(spec: RunSpec, model_path: str, train: tuple[str, ...], val: tuple[str, ...]):  # -> DataRequest
