@@ -75,7 +75,8 @@ def test_custom_reward_and_own_files_are_shown(tmp_path: Path, capsys: pytest.Ca
     source = tmp_path / "train.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
     reward = tmp_path / "my_reward.py"
-    reward.write_text("def score(data_source, solution_str, ground_truth, extra_info=None, **kwargs):\n    return 1.0\n")
+    signature = "data_source, solution_str, ground_truth, extra_info=None, **kwargs"
+    reward.write_text(f"def score({signature}):\n    return 1.0\n")
     args = [*GSM8K, f"data.train_files=[{source}]", "data.fields.prompt=q", "data.fields.ground_truth=a"]
     args += ["data.fields.ground_truth_pattern=null", f"data.reward.path={reward}", "data.reward.name=score"]
     args += ["data.reward.scorer=custom"]
