@@ -22,9 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from trainer_platform.cache import build_once
 from trainer_platform.paths import cache_dir
 
@@ -170,6 +167,9 @@ def _recipe_hash(kind: str, n_train: int, n_val: int, seed: int) -> str:
 
 
 def _write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
+    import pyarrow as pa  # here: a run whose tiny data is cached never loads pyarrow for it (~0.2 s)
+    import pyarrow.parquet as pq
+
     table = pa.Table.from_pylist(rows)
     pq.write_table(table, path, compression="zstd")
 
