@@ -20,6 +20,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Callable
@@ -198,17 +199,27 @@ class LauncherContract:
     @pytest.mark.timeout(120)
     def test_detached_status_and_logs_from_a_new_process(self, make_launcher: MakeLauncher, tmp_path: Path) -> None:
         launcher = make_launcher(io.StringIO())
-        job = python_job("import sys, time\nprint('started', flush=True)\ntime.sleep(2)\nprint('end')\nsys.exit(4)")
+        # the job ends when the new process has seen it running (a fixed sleep lost that race under load); the
+        # go-file's folder is open to every user, as the job may run as another one (ssh)
+        folder = Path(tempfile.mkdtemp(prefix="tp-go-"))
+        folder.chmod(0o777)
+        go = folder / "go"
+        job = python_job(
+            "import os, sys, time\nprint('started', flush=True)\n"
+            f"deadline = time.time() + 90\nwhile not os.path.exists({str(go)!r}) and time.time() < deadline:\n"
+            "    time.sleep(0.05)\nprint('end')\nsys.exit(4)"
+        )
         run = new_run(tmp_path, job)
         launcher.submit([job], [run])
         code = (
             "import sys; from launchers.base import handle_of, launcher_for; from trainer_platform.runs import RunDir\n"
             "h = handle_of(RunDir.open(sys.argv[1])); l = launcher_for(h)\n"
-            "print(l.status(h)); print('|'.join(l.logs(h, follow=True))); print(l.status(h))"
+            "print(l.status(h)); open(sys.argv[2], 'w').close()\n"
+            "print('|'.join(l.logs(h, follow=True))); print(l.status(h))"
         )
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
         res = subprocess.run(
-            [sys.executable, "-c", code, str(run.path)],
+            [sys.executable, "-c", code, str(run.path), str(go)],
             env=env,
             timeout=100,
             text=True,
