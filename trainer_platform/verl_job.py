@@ -368,6 +368,11 @@ def _env(spec: RunSpec, plan: Plan, inputs: JobInputs) -> dict[str, str]:
     if plan.on_cpu:
         modules.append(CPU_PLATFORM_MODULE)
         env.update({"VERL_PLATFORM": "tp_cpu", "VERL_ENGINE_DEVICE": "cuda"})
+        if isinstance(spec.algorithm, RLAlgorithm):
+            # verl's transfer queue sets torch to 8 threads around each of its puts and gets (default
+            # TQ_NUM_THREADS) and warns each time that is more than the physical cores: ~400 warnings a step on a
+            # small CPU machine. A CPU run's workers share the machine's cores anyway.
+            env["TQ_NUM_THREADS"] = "1"
     if plan.rollout_engine == "hf":
         modules.append(HF_ROLLOUT_MODULE)
     if plan.on_cpu and isinstance(spec.algorithm, RLAlgorithm) and spec.algorithm.uses_critic:
