@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -140,10 +140,6 @@ class _Job:
         _JOBS.pop(_key(self.run_dir), None)  # final status written: a later wait() reads it from there
 
 
-def _without(env: Mapping[str, str], *names: str) -> dict[str, str]:
-    return {k: v for k, v in env.items() if k not in names}
-
-
 # run dir path -> job, process-wide: any LocalLauncher instance in this process can wait on a job it started.
 _JOBS: dict[str, _Job] = {}
 # run dir path -> the batch it was submitted in (its jobs wait there until their GPUs are free)
@@ -228,7 +224,8 @@ class LocalLauncher(Launcher):
     def _start(self, job: VerlJob, run_dir: RunDir, extra_env: dict[str, str]) -> Handle:
         argv = [sys.executable if job.argv[0] == "python" else job.argv[0], *job.argv[1:]]
         # WANDB_SERVICE: a W&B service of this process's caller, not the job's (tp_job.sh says why)
-        env = {**_without(os.environ, "WANDB_SERVICE"), "PYTHONUNBUFFERED": "1", **job.env, **extra_env}
+        inherited = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+        env = {**inherited, "PYTHONUNBUFFERED": "1", **job.env, **extra_env}
         (run_dir.path / STOP_FILE).unlink(missing_ok=True)  # an earlier attempt's
         log = run_dir.open_log()
         try:

@@ -81,7 +81,7 @@ def build_job(spec: RunSpec, plan: Plan, batch: BatchMath, inputs: JobInputs) ->
         outputs={"metrics": "metrics.jsonl", "checkpoints": "checkpoints", "log": "train.log"},
         files=_input_files(spec, inputs),
         ray_node_resources=_ray_node_resources(plan) if uses_ray else {},
-        scratch_dirs=() if (temp := _private_ray_dir(spec, plan, inputs)) is None or not uses_ray else (temp,),
+        scratch_dirs=(ray_dir,) if uses_ray and (ray_dir := _private_ray_dir(spec, plan, inputs)) else (),
     )
 
 
@@ -297,13 +297,11 @@ def _ray_overrides(spec: RunSpec, plan: Plan, inputs: JobInputs) -> list[str]:
         # always handed that address (without one it starts a one-node Ray of its own, verl#3358) and never sizes
         # the cluster it attaches to (Ray refuses num_cpus/num_gpus when connecting)
         return [f"+ray_kwargs.ray_init.address={quote(RAY_ADDRESS)}"]
-    if spec.launcher.name not in ("local", "ssh"):
+    ray_dir = _private_ray_dir(spec, plan, inputs)
+    if ray_dir is None:
         return []
     # a private Ray instance per run: never attach to a cluster that happens to run on this host
-    out = [
-        "+ray_kwargs.ray_init.address=local",
-        f"+ray_kwargs.ray_init._temp_dir={_private_ray_dir(spec, plan, inputs)}",
-    ]
+    out = ["+ray_kwargs.ray_init.address=local", f"+ray_kwargs.ray_init._temp_dir={ray_dir}"]
     if plan.on_cpu:
         # verl's actors each reserve a CPU: more logical CPUs than cores, or the job waits forever; the dashboard
         # only costs start-up time on a private, short-lived instance

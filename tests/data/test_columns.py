@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from test_prepare_data import GSM_FIELDS as GSM
 
 from trainer_platform.data import columnar_build
 from trainer_platform.data.build import Counts, DataRequest, map_rows, prepare_data
@@ -19,14 +20,6 @@ from trainer_platform.data.columns import PY_SPACE
 from trainer_platform.data.settings import BadRows, FieldMap, SplitSettings
 from trainer_platform.errors import SpecError
 
-GSM = FieldMap(
-    prompt="question",
-    ground_truth="answer",
-    ground_truth_pattern=r"####\s*(.+?)\s*$",
-    ground_truth_numeric=True,
-    data_source_default="openai/gsm8k",
-    instruction="{prompt} Answer after ####.",
-)
 N = 10_000
 MIDDLE = 5_123
 
