@@ -19,13 +19,12 @@ import os
 import re
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from launchers.base import Handle, Launcher, LaunchError
+from launchers.base import Handle, Launcher, LaunchError, logs_by_polling, poll_until_ended, wait_by_polling
 from launchers.jobstate import parse_record
 from launchers.options import SlurmOptions
 from launchers.ray_cluster import RayClusterSettings, RayPorts, needs_ray_cluster, render_with_ray_cluster
@@ -270,19 +269,10 @@ class SlurmLauncher(Launcher):
             log.write(b"--- Slurm batch log " + str(path).encode() + b"\n" + text)
 
     def wait(self, handle: Handle) -> int:
-        while (state := self.status(handle)) in (QUEUED, RUNNING):
-            time.sleep(_POLL_S)
-        if state == LOST:
-            return 1
-        code = handle.rundir.read_status().exit_code
-        return 1 if code is None else code
+        return wait_by_polling(self, handle, _POLL_S)
 
     def logs(self, handle: Handle, follow: bool = False) -> Iterator[str]:
-        if not handle.rundir.read_status().terminal:
-            self.status(handle)
-        return handle.rundir.iter_log(
-            follow=follow, done=lambda: self.status(handle) not in (QUEUED, RUNNING), poll_s=_POLL_S
-        )
+        return logs_by_polling(self, handle, follow, _POLL_S)
 
     def cancel(self, handle: Handle) -> None:
         run = handle.rundir
@@ -294,9 +284,7 @@ class SlurmLauncher(Launcher):
         res = subprocess.run(["scancel", job_id], capture_output=True, text=True, env=_env(handle), timeout=60)
         if res.returncode != 0 and "Invalid job id" not in res.stderr:
             raise LaunchError(f"scancel {job_id} failed: {res.stderr.strip()}")
-        deadline = time.monotonic() + 60.0
-        while self.status(handle) in (QUEUED, RUNNING) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        poll_until_ended(self, handle, timeout_s=60.0, poll_s=0.2)
 
 
 def _refused(error: BaseException, run_dirs: Sequence[RunDir]) -> SpecError:
