@@ -1,4 +1,5 @@
-"""RunSpec + Plan -> VerlJob: the one place our vocabulary is mapped onto verl's config keys.
+"""RunSpec + Plan -> VerlJob: the one place our vocabulary is mapped onto verl's config keys (with its three
+helpers: verl_memory.py for memory settings, verl_ray.py for where the Ray driver runs, verl_cpu.py for the CPU path).
 
 Pure: no I/O, no subprocess, no imports of verl/torch/ray. Everything it needs from the outside world (prepared
 model and data paths, the run directory, the W&B mode) arrives in `JobInputs`.
@@ -6,17 +7,18 @@ model and data paths, the run directory, the W&B mode) arrives in `JobInputs`.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from trainer_platform.batch import BatchMath
 from trainer_platform.hydra_values import flatten_passthrough, literal, merge_passthrough, quote, quote_list
-from trainer_platform.job import RAY_ADDRESS, RUN_DIR, VERL_EXT, VerlJob
+from trainer_platform.job import RUN_DIR, VERL_EXT, VerlJob
 from trainer_platform.planner import Plan
 from trainer_platform.rewards import CUSTOM, LIBRARY_FILE, LIBRARY_FUNCTION, VERL, reward_kwargs, scorer_of, user_files
 from trainer_platform.spec import DPOAlgorithm, RLAlgorithm, RunSpec, SFTAlgorithm
 from trainer_platform.steps import verl_total_epochs
+from trainer_platform.verl_cpu import cpu_engine_overrides, cpu_rl_overrides
 from trainer_platform.verl_memory import engine_memory_overrides, gradient_checkpointing, rl_memory_overrides
+from trainer_platform.verl_ray import private_ray_dir, ray_node_resources, ray_overrides
 
 SFT_ENTRY = "verl.trainer.sft_trainer"
 RL_ENTRY = "verl.trainer.main_ppo"
@@ -80,17 +82,9 @@ def build_job(spec: RunSpec, plan: Plan, batch: BatchMath, inputs: JobInputs) ->
         uses_ray=uses_ray,
         outputs={"metrics": "metrics.jsonl", "checkpoints": "checkpoints", "log": "train.log"},
         files=_input_files(spec, inputs),
-        ray_node_resources=_ray_node_resources(plan) if uses_ray else {},
-        scratch_dirs=(ray_dir,) if uses_ray and (ray_dir := _private_ray_dir(spec, plan, inputs)) else (),
+        ray_node_resources=ray_node_resources(plan) if uses_ray else {},
+        scratch_dirs=(ray_dir,) if uses_ray and (ray_dir := private_ray_dir(spec, plan, inputs.run_dir)) else (),
     )
-
-
-def _ray_node_resources(plan: Plan) -> dict[str, int]:
-    """What each node of a Ray cluster brought up for the job declares: on CPU, the logical CPUs a private
-    instance would get and one logical GPU per rank (verl's workers ask for GPUs); on GPUs Ray counts them."""
-    if not plan.on_cpu or plan.ray_num_cpus is None:
-        return {}
-    return {"CPU": plan.ray_num_cpus, "GPU": plan.gpus_per_node}
 
 
 def _input_files(spec: RunSpec, inputs: JobInputs) -> tuple[str, ...]:
@@ -154,7 +148,7 @@ def _engine_trainer_overrides(
     out += engine_memory_overrides(plan, isinstance(algo, SFTAlgorithm), spec.compute.fsdp_strategy)
     if plan.on_cpu:
         # dataloader workers only compete with the trainer for the few cores a CPU run has
-        out += [*_cpu_engine_overrides("engine", "model"), "data.num_workers=0"]
+        out += [*cpu_engine_overrides("engine", "model"), "data.num_workers=0"]
     return out
 
 
@@ -232,9 +226,9 @@ def _rl_overrides(spec: RunSpec, algo: RLAlgorithm, plan: Plan, batch: BatchMath
             f"critic.ppo_micro_batch_size_per_gpu={micro}",
         ]
     out += _reward_overrides(spec, algo, inputs)
-    out += _ray_overrides(spec, plan, inputs)
+    out += ray_overrides(spec, plan, inputs.run_dir)
     if plan.on_cpu:
-        out += _cpu_rl_overrides(algo)
+        out += cpu_rl_overrides(algo)
     return out
 
 
@@ -278,73 +272,6 @@ def _overlong_len(buffer: int, max_response: int | None) -> int:
     if max_response is None or buffer < max_response:
         return buffer
     return max(1, max_response // 4)
-
-
-def _private_ray_dir(spec: RunSpec, plan: Plan, inputs: JobInputs) -> str | None:
-    """The temp dir of the run's private Ray instance (local and ssh single-node runs), None when the job attaches
-    to a cluster. Short (Ray's socket paths must fit 107 bytes), one per run dir; removed when the job ends."""
-    if spec.launcher.name not in ("local", "ssh") or plan.nnodes > 1:
-        return None
-    return f"/tmp/tp-ray-{hashlib.sha1(inputs.run_dir.encode()).hexdigest()[:10]}"
-
-
-def _ray_overrides(spec: RunSpec, plan: Plan, inputs: JobInputs) -> list[str]:
-    if spec.launcher.name == "ray":
-        # the job runs on an existing cluster: attach to it, never size it (no num_cpus/num_gpus)
-        return ["+ray_kwargs.ray_init.address=auto"]
-    if plan.nnodes > 1:
-        # the launcher brings a Ray cluster up across the allocation and sets TP_RAY_ADDRESS: verl's driver is
-        # always handed that address (without one it starts a one-node Ray of its own, verl#3358) and never sizes
-        # the cluster it attaches to (Ray refuses num_cpus/num_gpus when connecting)
-        return [f"+ray_kwargs.ray_init.address={quote(RAY_ADDRESS)}"]
-    ray_dir = _private_ray_dir(spec, plan, inputs)
-    if ray_dir is None:
-        return []
-    # a private Ray instance per run: never attach to a cluster that happens to run on this host
-    out = ["+ray_kwargs.ray_init.address=local", f"+ray_kwargs.ray_init._temp_dir={ray_dir}"]
-    if plan.on_cpu:
-        # verl's actors each reserve a CPU: more logical CPUs than cores, or the job waits forever; the dashboard
-        # only costs start-up time on a private, short-lived instance
-        out += [
-            f"ray_kwargs.ray_init.num_cpus={plan.ray_num_cpus}",
-            f"+ray_kwargs.ray_init.num_gpus={plan.world_size}",
-            "+ray_kwargs.ray_init.include_dashboard=False",
-        ]
-    return out
-
-
-def _cpu_engine_overrides(engine: str, model: str) -> list[str]:
-    """What verl's FSDP engine needs on CPU: FSDP2 (FSDP1 refuses CPU params) and sdpa attention (no flash-attn)."""
-    return [f"{engine}.strategy=fsdp2", f"+{model}.override_config.attn_implementation=sdpa"]
-
-
-def _cpu_rl_overrides(algo: RLAlgorithm) -> list[str]:
-    """What verl's RL workers need on CPU (measured: each is missing -> a distinct failure)."""
-    arr = "actor_rollout_ref"
-    out = [
-        # FSDP1 refuses CPU parameters with sync_module_states; remove-padding needs flash-attn's varlen kernels
-        f"{arr}.actor.strategy=fsdp2",
-        f"{arr}.ref.strategy=fsdp2",
-        f"{arr}.model.use_remove_padding=False",
-        f"+{arr}.model.override_config.attn_implementation=sdpa",
-        # a forward-only ref is wrapped with FSDP2's pinned-memory CPU offload, which needs an accelerator; as a
-        # trainable engine it needs an optimizer config (never stepped: AdamW state is allocated lazily)
-        f"{arr}.ref.fsdp_config.forward_only=False",
-        f"+{arr}.ref.optim=${{{arr}.actor.optim}}",
-        # one agent-loop and one reward worker, no dataloader workers: extra processes only compete for cores
-        f"{arr}.rollout.agent.num_workers=1",
-        "reward.num_workers=1",
-        "data.dataloader_num_workers=0",
-        # one transfer-queue storage actor instead of 8: about 12 s less start-up on 2 cores, same training
-        "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
-    ]
-    if algo.uses_critic:
-        out += [
-            "critic.strategy=fsdp2",
-            "critic.model.use_remove_padding=False",
-            "+critic.model.override_config.attn_implementation=sdpa",
-        ]
-    return out
 
 
 def _optim(prefix: str, lr: float, wd: float, warmup: float, clip: float | None, schedule: str | None) -> list[str]:
