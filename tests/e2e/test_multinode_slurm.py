@@ -123,10 +123,19 @@ def test_a_node_that_never_joins_fails_the_job_naming_it(slurm_two_nodes: slurm_
     second = slurm_two_nodes.nodes[1]
     assert second.netns is not None
     port = 24000 + 10  # the node manager's port (launchers/ray_cluster.py: RayPorts)
+    # SO_REUSEADDR: the earlier tests' Ray may have left connections on this port in TIME_WAIT, which refuse a plain
+    # bind (but not Ray's, which sets it too: the port was then free for Ray and the job succeeded). Listening, it
+    # still refuses Ray's raylet. The holder says when it holds the port; the job starts only then.
     holder = subprocess.Popen(
         [*netns_service.enter(second.netns), sys.executable, "-c",
-         f"import socket, time; s = socket.socket(); s.bind(('0.0.0.0', {port})); s.listen(); time.sleep(600)"],
+         "import socket, time; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+         f"s.bind(('0.0.0.0', {port})); s.listen(); print('held', flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
+    assert holder.stdout is not None
+    if holder.stdout.readline().strip() != "held":
+        holder.kill()
+        pytest.fail(f"could not hold port {port} on {second.name} (exit code {holder.wait()}): the test cannot run")
     ray_tmp_before = _ray_temp_dirs()
     try:
         res = run_train(
