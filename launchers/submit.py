@@ -35,11 +35,11 @@ def submit_and_follow_each(
     """Submit `jobs` as one batch; with launcher.wait, show each run with the console (from its run dir, which
     the launcher's wait keeps in sync) until it ends, then its summary. Returns each job's exit code (0 for a job
     submitted detached)."""
-    from trainer_platform.console import show_while, summary_text
-
-    handles = launcher.submit(jobs, run_dirs)
     options = getattr(launcher, "options", None)
     wait = True if options is None else bool(options.wait)
+    if wait:  # before the submit: from it on, a Ctrl-C must reach the cancelling below (a detached one shows none)
+        from trainer_platform.console import show_while, summary_text
+    handles = launcher.submit(jobs, run_dirs)
     if not wait:
         for handle, run in zip(handles, run_dirs, strict=True):
             print(f"trainer_platform: submitted ({_job_id(handle)}), {run.read_status().state}", flush=True)

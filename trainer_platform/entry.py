@@ -152,15 +152,21 @@ def _hydra_inspect(argv: list[str]) -> int:
 
 
 def _multirun(argv: list[str]) -> int:
-    """A sweep: every run is composed and validated before any is prepared; then Hydra's sweeper (ours for a grid,
-    Optuna's for a search) hands the runs to our launcher plugin (hydra_plugins/trainer_platform_launcher), which
-    prepares each into its run dir under run_root/<sweep name>/ and submits each batch through one submit."""
+    """A sweep: every run is composed and validated before any is prepared. A grid's runs are then known: the
+    session prepares each into its run dir under run_root/<sweep name>/ and submits them through one submit. A
+    search goes through Hydra's multirun: Optuna's sweeper hands each batch of trials to our launcher plugin
+    (hydra_plugins/trainer_platform_launcher), which does the same per batch."""
     from trainer_platform.compose import check_hydra_keys
     from trainer_platform.sweep import plan_sweep
 
     overrides = [a for a in argv if a not in ("-m", "--multirun")]
     check_hydra_keys(overrides)
     session, hydra_overrides = plan_sweep(overrides)
+    if session.planned is not None:
+        # through Hydra's multirun a grid would cost two more compositions of train.yaml (Hydra's own main) for a
+        # sweeper that hands this same list of runs on as one batch
+        session.launch(session.planned)
+        return _sweep_result(session)
     return _run_hydra_sweep(session, hydra_overrides)
 
 
@@ -200,6 +206,11 @@ def _run_hydra_sweep(session: Any, hydra_overrides: list[str]) -> int:
         shutil.rmtree(scratch, ignore_errors=True)
     if session.error is not None:
         raise session.error
+    return _sweep_result(session)
+
+
+def _sweep_result(session: Any) -> int:
+    """The exit code of a finished sweep, after saying where it is and how many of its runs failed."""
     failures = [code for code in session.codes if code != 0]
     if session.sweep_dir is not None:
         print(f"sweep dir: {session.sweep_dir}", flush=True)

@@ -1,7 +1,8 @@
-"""The Hydra launcher of `train.py -m`: Hydra's sweeper (the basic grid, Optuna, ...) hands it a batch of runs as
-override lists; it hands the whole batch to the active sweep (trainer_platform.sweep.batch), which composes and
-validates every run, prepares each into its run dir and submits all of them through ONE `launcher.submit` of the
-platform launcher the runs name (`launcher=local|ssh|ray|slurm`: a Slurm sweep is one job array).
+"""The Hydra launcher of a `train.py -m` search: Hydra's sweeper (Optuna; any sweeper when Hydra is driven by
+another program) hands it a batch of runs as override lists (train.py hands a grid to the session itself); it
+hands the whole batch to the active sweep (trainer_platform.sweep.batch), which composes and validates every run,
+prepares each into its run dir and submits all of them through ONE `launcher.submit` of the platform launcher the
+runs name (`launcher=local|ssh|ray|slurm`: a Slurm sweep is one job array).
 
 Hydra finds this module because `hydra_plugins` is a namespace package on sys.path. Each job's return value is its
 exit code, or, for a search that asks for one, the objective read from its metrics. A problem that stops the batch

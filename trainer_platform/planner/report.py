@@ -6,13 +6,13 @@ The memory figures are estimates: every rendering says so.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
-
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from trainer_platform.planner.fit import ESTIMATE_NOTE
 from trainer_platform.planner.plan import Plan
+
+if TYPE_CHECKING:  # rich is imported where a table is drawn: plan.json (every run) needs none of it
+    from rich.table import Table
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
@@ -48,6 +48,9 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 
 def memory_table(plan: Plan) -> Table | None:
     """Per role and kind (rows) by phase (columns), with totals against the capacity."""
+    from rich.table import Table
+    from rich.text import Text
+
     fit = plan.fit
     if fit is None:
         return None
@@ -73,6 +76,9 @@ def memory_table(plan: Plan) -> Table | None:
 
 
 def settings_table(plan: Plan) -> Table | None:
+    from rich.table import Table
+    from rich.text import Text
+
     fit = plan.fit
     if fit is None:
         return None
@@ -100,6 +106,7 @@ def plan_text(plan: Plan, width: int = 120) -> str:
     import io
 
     from rich.console import Console
+    from rich.text import Text
 
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, color_system=None, force_terminal=False, soft_wrap=False)

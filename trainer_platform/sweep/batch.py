@@ -2,8 +2,9 @@
 and validated, named by its swept values, prepared into run dirs under the sweep dir and handed to the launcher as
 one batch through the pipeline's `run_batch`. The sweep's manifest follows every batch.
 
-`train.py -m` makes the session (`activate`); Hydra's sweeper then calls our launcher plugin
-(hydra_plugins/trainer_platform_launcher), which hands each batch to `active_session().launch(...)`.
+`train.py -m` makes the session and hands a grid's runs to its `launch` itself; for a search it activates the session
+(`activate`) and Hydra's Optuna sweeper calls our launcher plugin (hydra_plugins/trainer_platform_launcher), which
+hands each batch of trials to `active_session().launch(...)`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """From `train.py -m ...` to a sweep: the command line's lists and/or a named sweep file (`+sweep=NAME`) expanded
-into runs and validated (a grid), or an Optuna search set up (sweep/search.py); nothing is written here."""
+into runs and validated (a grid, which train.py hands to the session as one batch), or an Optuna search set up
+(sweep/search.py, run through Hydra's multirun); nothing is written here."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from trainer_platform.sweep.overrides import axes, check_runs, combinations
 
 
 def plan_sweep(overrides: list[str]) -> tuple[SweepSession, list[str]]:
-    """(the sweep session, the overrides Hydra composes with) for `train.py -m OVERRIDES`."""
+    """(the sweep session, the overrides Hydra's multirun composes with: none for a grid, whose runs the session
+    has) for `train.py -m OVERRIDES`."""
     file_name, rest = files.split_sweep_option(overrides)
     name = override_values(rest).get("name") or None
     name = None if name in ("null", "None") else name
@@ -21,7 +23,7 @@ def plan_sweep(overrides: list[str]) -> tuple[SweepSession, list[str]]:
         runs = combinations(rest)
         composed = check_runs(runs, composer)
         session = SweepSession(axes=axes(rest), name=name, planned=runs, composer=composer, composed=composed)
-        return session, [*rest, "hydra/sweeper=trainer_platform"]
+        return session, []
     path, sweep = files.load(file_name)
     details = {"file": files.describe(sweep)}
     if sweep.search is not None:
@@ -49,4 +51,4 @@ def plan_sweep(overrides: list[str]) -> tuple[SweepSession, list[str]]:
         composer=composer,
         composed=composed,
     )
-    return session, [*rest, "hydra/sweeper=trainer_platform"]
+    return session, []
