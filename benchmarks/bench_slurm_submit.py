@@ -9,9 +9,10 @@ each side; the node is drained, so nothing starts). Then everything is cancelled
 - **anchor:** benchmarks/hydra_submitit_app.py (a Hydra app on the same conf/, its task the platform's single run
   on the node) with `-m hydra/launcher=submitit_slurm` and the same overrides: hydra-submitit composes and pickles
   each run's config and submits one array; validation and preparation happen later, on the nodes.
-- **Three clocks:** from process start (end to end); from the moment Hydra's sweeper hands the sweep to the
-  launcher plugin (`launch` entered, recorded by benchmarks/_launch_clock.py); and, for the platform, from its
-  `SlurmLauncher.submit` entered (16 runs prepared), each until all 16 are queued.
+- **Three clocks:** from process start (end to end); from the moment the checked sweep is handed on to be
+  launched (the anchor: Hydra's sweeper enters the launcher plugin's `launch`; the platform: `SweepSession.launch`
+  entered; recorded by benchmarks/_launch_clock.py); and, for the platform, from its `SlurmLauncher.submit` entered
+  (16 runs prepared), each until all 16 are queued. The checkout's bytecode is compiled first (compile_checkout).
 - **Target:** median(platform) / median(anchor) <= 0.5 (end to end).
 
 hydra-submitit-launcher is a bench-only install, never a project dependency: `--hydra-submitit DIR` names a folder
@@ -53,6 +54,14 @@ def hydra_submitit_dir(given: str | None) -> Path:
         pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(folder)]
         subprocess.run([*pip, f"hydra-submitit-launcher=={HSL_VERSION}"], check=True)
     return folder
+
+
+def compile_checkout() -> None:
+    """The checkout's bytecode, as any run after the first has it in __pycache__: where PYTHONDONTWRITEBYTECODE is
+    set (CI, these machines' sessions) every platform rep would otherwise compile ~90 of its modules from source,
+    which the anchor's side (its Hydra app and plugin, pip-installed with their bytecode) does not pay."""
+    packages = [str(REPO_ROOT / name) for name in ("trainer_platform", "launchers", "hydra_plugins", "benchmarks")]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *packages, str(REPO_ROOT / "train.py")], check=True)
 
 
 def queued() -> set[str]:
@@ -120,6 +129,7 @@ def main() -> int:
         print(f"bench_slurm_submit: {reason}", file=sys.stderr)
         return 2
     hsl = hydra_submitit_dir(args.hydra_submitit)
+    compile_checkout()
     results: dict[str, list[tuple[float, float, float, float]]] = {"platform": [], "anchor": []}
     with tempfile.TemporaryDirectory(prefix="bench-slurm-") as tmp_s:
         tmp = Path(tmp_s)
