@@ -73,7 +73,7 @@ BAD_PROMPT_ROWS = [
     ({"question": "q", "answer": "#### three"}, "answer", "is not a number"),
 ]
 BAD_CHAT_ROWS = [
-    ({"messages": []}, "messages", "must be a non-empty list"),
+    ({"messages": []}, "messages", "is an empty list"),
     ({"messages": [{"role": "user", "content": "hi"}]}, "messages", "has no assistant turn"),
     ({"messages": [{"role": "bot", "content": "hi"}]}, "messages[0].role", "is 'bot'"),
     ({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "\u2003"}]}, "messages[1]", ""),

@@ -126,3 +126,18 @@ def test_no_robots_preset_keeps_system_and_multi_turn(tmp_path: Path, capsys: py
     assert code == 0, out
     rows = pq.read_table(out.split("train  ")[1].split()[0]).to_pylist()
     assert rows == [{"messages": turns}] * 3
+
+
+def test_prepare_of_a_missing_file_exits_2_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # prepare writes the parquet here: a source not on this machine is an error, not a path passed on
+    missing = tmp_path / "nowhere.jsonl"
+    code, out, err = _cli(capsys, "data", "prepare", "data=gsm8k", TINY, f"data.train_files=[{missing}]")
+    assert code == 2 and str(missing) in err and "does not exist" in err and "Traceback" not in err, out + err
+
+
+def test_inspect_of_a_ragged_csv_row_hints_at_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "qa.csv"
+    source.write_text("question,answer\nq,#### 1\nq,#### 2,extra\n")
+    code, _, err = _cli(capsys, "data", "inspect", str(source), "data=gsm8k", TINY)
+    assert code == 2 and f"{source}:3: has more values than the 2 header fields" in err
+    assert "JSONL" not in err and "quote" in err

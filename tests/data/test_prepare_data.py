@@ -283,3 +283,54 @@ def test_the_columnar_check_for_contents_that_may_steer_the_template_equals_the_
     texts = ["a", " a", "a\u3000", "x<|im_start|>y", "assistant\n", "b\n", "plain", "é", "a\x1c", "<|im_end|>", "\\n"]
     found = pc.match_substring_regex(pa.array(texts), _touch_pattern(tok)).to_pylist()
     assert found == [_interacts(tok, t) for t in texts] and any(found) and not all(found)
+
+
+def test_jsonl_lines_split_only_at_newlines(tmp_path: Path, tokenizer_dir: str) -> None:
+    # json.dumps(ensure_ascii=False) writes U+2028, U+2029 and NEL unescaped; str.splitlines() would cut rows there
+    rows = [{"question": f"Line one\u2028line two\x85{q['question']}\u2029", "answer": q["answer"]} for q in QA[:4]]
+    path = tmp_path / "web.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in rows), encoding="utf-8")
+    done = prepare_data(_request(tokenizer_dir, [path]), root=tmp_path / "cache")
+    assert done.counts["read"] == 4 and done.counts["train"] == 4
+    assert _rows(done.train)[0]["prompt"][0]["content"].startswith("Line one\u2028line two\x85What is 998")
+
+
+def test_a_json_file_holding_json_lines_is_read_as_jsonl(tmp_path: Path, tokenizer_dir: str) -> None:
+    path = tmp_path / "named.json"
+    path.write_text("".join(json.dumps(r) + "\n" for r in QA[:3]) + "\n" + '{"question": "q", \n')
+    with pytest.raises(SpecError) as err:
+        prepare_data(_request(tokenizer_dir, [path]), root=tmp_path / "cache")
+    assert err.value.key == f"{path}:5" and "invalid JSON" in err.value.problem
+    path.write_text("".join(json.dumps(r) + "\n" for r in QA[:3]))
+    done = prepare_data(_request(tokenizer_dir, [path]), root=tmp_path / "cache")
+    assert done.counts["read"] == 3 and _rows(done.train)[0]["reward_model"]["ground_truth"] == "1001"
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("null", "is JSON null, not an object of fields"),
+        ('"text"', "is a JSON string, not an object of fields"),
+        ('{"question": "q", "answer": "#### 1", "x": 1} 7', "invalid JSON"),
+        ('{"question": [], "answer": "#### 1"}', "field 'question' is an empty list: it needs chat turns"),
+    ],
+)
+def test_a_row_that_is_not_an_object_of_fields_says_what_it_is(
+    tmp_path: Path, tokenizer_dir: str, line: str, problem: str
+) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps(QA[0]) + "\n" + line + "\n")
+    with pytest.raises(SpecError) as err:
+        prepare_data(_request(tokenizer_dir, [path]), root=tmp_path / "cache")
+    assert err.value.key == f"{path}:2" and problem in err.value.problem
+
+
+def test_a_missing_split_of_a_dataset_dict_names_the_setting(tmp_path: Path, tokenizer_dir: str) -> None:
+    import datasets
+
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(QA)}).save_to_disk(str(tmp_path / "hf"))
+    request = _request(tokenizer_dir, [tmp_path / "hf"], split=SplitSettings(train_name="train_prefs"))
+    with pytest.raises(SpecError) as err:
+        prepare_data(request, root=tmp_path / "cache")
+    assert "has no split 'train_prefs' (splits: train)" in err.value.problem
+    assert err.value.hint == "set data.split.train_name to one of: train"

@@ -71,9 +71,12 @@ def _inspect(args: argparse.Namespace, out: Console) -> int:
 
 
 def _prepare(args: argparse.Namespace, out: Console) -> int:
+    from trainer_platform.checks import missing_data_hint
+    from trainer_platform.data.validate import check_sources
     from trainer_platform.prepare import prepare
 
     spec = data_spec(list(args.overrides))
+    check_sources(spec, False, missing_data_hint(spec))  # the parquet is written here: every source must be here
     prepared = prepare(spec.model_copy(update={"dry_run": False}))
     lines = [f"train  {prepared.train_files[0]}"]
     lines += [f"val    {prepared.val_files[0]}"] if prepared.val_files else []

@@ -63,7 +63,7 @@ def inspect_source(
     for label, row in zip(rows.labels, rows.rows, strict=True):
         found.read += 1
         if isinstance(row, RowProblem):
-            raise SpecError(label, row.problem, "fix the line: every line of a JSONL file is one JSON object")
+            raise SpecError(label, row.problem, row.hint)
         try:
             mapped.append(mapper(row, split, len(mapped)))
         except BadRow as bad:

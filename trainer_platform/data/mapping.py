@@ -144,7 +144,9 @@ def _turns(row: dict[str, Any], path: str) -> list[dict[str, str]]:
             value = json.loads(value)
         except ValueError as exc:
             raise BadRow(path, f"holds invalid JSON ({exc})") from None
-    if not isinstance(value, list) or not value:
+    if isinstance(value, list) and not value:
+        raise BadRow(path, "is an empty list: it needs chat turns")
+    if not isinstance(value, list):
         raise BadRow(path, f"must be a non-empty list of chat turns, not {type(value).__name__}")
     turns = []
     for number, turn in enumerate(value):

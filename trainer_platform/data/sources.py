@@ -2,9 +2,9 @@
 
 `source_files(path, split)` says which files a source is (cheap: no parsing, used for the content hash);
 `read_source(path, split)` parses them into plain rows, each with a label naming where it came from (`file:line` for
-JSONL and CSV, `file row N` otherwise). A row that cannot be parsed (invalid JSON, a JSON value that is not an
-object) is kept as a `RowProblem`, so the bad-row policy decides about it like any other malformed row. Nothing is
-downloaded: a hub name is refused with how to fetch the files.
+JSONL and CSV, `file row N` otherwise); a .json file holding JSON Lines is read as JSONL. A row that cannot be
+parsed (invalid JSON, a JSON value that is not an object) is kept as a `RowProblem`, so the bad-row policy decides
+about it like any other malformed row. Nothing is downloaded: a hub name is refused with how to fetch the files.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ class RowProblem:
 
     field: str
     problem: str
+    # how to fix the source at that row
+    hint: str = "fix that line: every line of a JSONL file is one JSON object"
 
 
 @dataclass
@@ -51,7 +53,11 @@ def source_files(path: Path, split: str = "train", *, key: str = "data.train_fil
     if dict_file.is_file():  # DatasetDict.save_to_disk: one folder per split
         splits = _json_file(dict_file, key).get("splits", [])
         if split not in splits:
-            raise SpecError(key, f"{path} has no split {split!r} (splits: {', '.join(splits)})", "set data.split")
+            setting = "data.split.train_name" if key == "data.train_files" else "data.split.val_name"
+            found = ", ".join(splits)
+            raise SpecError(
+                key, f"{path} has no split {split!r} (splits: {found})", f"set {setting} to one of: {found}"
+            )
         return source_files(path / split, split, key=key)
     state = path / "state.json"
     if state.is_file():  # Dataset.save_to_disk: arrow stream files listed in state.json
@@ -94,32 +100,47 @@ def _json_file(path: Path, key: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _add(out: SourceRows, value: Any, label: str) -> None:
+# what a parsed JSON value that is not an object is, in JSON's words
+_JSON_KINDS = {list: "a JSON list", str: "a JSON string", int: "a JSON number", float: "a JSON number"}
+_JSON_KINDS.update({bool: "JSON true/false", type(None): "JSON null"})
+
+
+def _add(out: SourceRows, value: Any, label: str, hint: str = RowProblem.hint) -> None:
     out.labels.append(label)
     if isinstance(value, dict):
         out.rows.append(value)
     else:
-        out.rows.append(RowProblem("", f"is a JSON {type(value).__name__}, not an object of fields"))
+        kind = _JSON_KINDS.get(type(value), "a JSON value")
+        out.rows.append(RowProblem("", f"is {kind}, not an object of fields", hint))
 
 
-def _read_jsonl(path: Path, out: SourceRows, key: str) -> None:
+def _read_jsonl(path: Path, out: SourceRows, key: str, text: str | None = None) -> None:
     decode = json.JSONDecoder().decode
-    for number, line in enumerate(_text(path, key).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = decode(line)
-        except ValueError as exc:
-            out.labels.append(f"{path}:{number}")
-            out.rows.append(RowProblem("", f"invalid JSON ({exc})"))
-            continue
-        _add(out, value, f"{path}:{number}")
+    # lines end at "\n" only: JSON text may hold U+2028, NEL and the other breaks str.splitlines() would cut at
+    for number, line in enumerate((_text(path, key) if text is None else text).split("\n"), start=1):
+        if line.strip():
+            add_jsonl_line(out, line, f"{path}:{number}", decode)
+
+
+def add_jsonl_line(out: SourceRows, line: str, label: str, decode: Any = json.loads) -> None:
+    """One non-blank JSONL line as a row (or a RowProblem when it is not a JSON object)."""
+    try:
+        value = decode(line)
+    except ValueError as exc:
+        out.labels.append(label)
+        out.rows.append(RowProblem("", f"invalid JSON ({exc})"))
+        return
+    _add(out, value, label)
 
 
 def _read_json(path: Path, out: SourceRows, key: str) -> None:
+    text = _text(path, key)
     try:
-        data = json.loads(_text(path, key))
+        data = json.loads(text)
     except ValueError as exc:
+        if getattr(exc, "msg", "") == "Extra data":  # JSON Lines in a .json file, as many datasets ship them
+            _read_jsonl(path, out, key, text)
+            return
         raise SpecError(
             key, f"{path} is not valid JSON ({exc})", "fix it, or write one object per line (JSONL)"
         ) from None
@@ -131,7 +152,7 @@ def _read_json(path: Path, out: SourceRows, key: str) -> None:
     if not isinstance(data, list):
         raise SpecError(key, f"{path} holds a JSON {type(data).__name__}, not a list of rows", "write a JSON list")
     for index, value in enumerate(data, start=1):
-        _add(out, value, f"{path} row {index}")
+        _add(out, value, f"{path} row {index}", "make every item of the JSON list an object of fields")
 
 
 def _read_csv(path: Path, out: SourceRows, key: str) -> None:
@@ -145,7 +166,8 @@ def _read_csv(path: Path, out: SourceRows, key: str) -> None:
         out.labels.append(f"{path}:{line + 1}")
         line = reader.line_num
         if None in row:
-            out.rows.append(RowProblem("", f"has more values than the {len(reader.fieldnames)} header fields"))
+            problem = f"has more values than the {len(reader.fieldnames)} header fields"
+            out.rows.append(RowProblem("", problem, 'quote values holding commas or newlines ("a, b")'))
         else:
             out.rows.append(dict(row))
 

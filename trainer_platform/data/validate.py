@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from trainer_platform.data.files import MissingFileError
 from trainer_platform.data.mapping import BadRow, check_pattern, row_mapper
 from trainer_platform.data.settings import BadRows, FieldMap, SplitSettings
-from trainer_platform.data.sources import SUFFIXES, RowProblem, SourceRows, source_files
+from trainer_platform.data.sources import SUFFIXES, RowProblem, SourceRows, add_jsonl_line, source_files
 from trainer_platform.errors import SpecError
 
 if TYPE_CHECKING:
@@ -131,13 +130,7 @@ def first_rows(path: Path, split: str, key: str, n: int) -> SourceRows:
         with first.open(encoding="utf-8-sig", errors="replace") as handle:
             lines = ((number, line) for number, line in enumerate(handle, start=1) if line.strip())
             for number, line in itertools.islice(lines, n):
-                out.labels.append(f"{first}:{number}")
-                try:
-                    value = json.loads(line)
-                except ValueError as exc:
-                    out.rows.append(RowProblem("", f"invalid JSON ({exc})"))
-                    continue
-                out.rows.append(value if isinstance(value, dict) else RowProblem("", "is not a JSON object"))
+                add_jsonl_line(out, line, f"{first}:{number}")
         return out
     if kind == "parquet":
         import pyarrow.parquet as pq
