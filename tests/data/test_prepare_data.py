@@ -334,3 +334,28 @@ def test_a_missing_split_of_a_dataset_dict_names_the_setting(tmp_path: Path, tok
         prepare_data(request, root=tmp_path / "cache")
     assert "has no split 'train_prefs' (splits: train)" in err.value.problem
     assert err.value.hint == "set data.split.train_name to one of: train"
+
+
+def test_a_csv_field_over_128_kib_is_read(tmp_path: Path, tokenizer_dir: str) -> None:
+    # Python's csv module refuses fields over 131072 characters unless told otherwise: long documents are real rows
+    path = tmp_path / "long.csv"
+    long_question = "How many apples? " * 10000
+    path.write_text(f'question,answer\n"{long_question}","#### 3"\nq,#### 4\n')
+    done = prepare_data(_request(tokenizer_dir, [path], max_tokens=200_000), root=tmp_path / "cache")
+    assert done.counts["read"] == 2 and done.counts["train"] == 2
+
+
+def test_a_folder_skips_hidden_folders_and_refuses_one_split_twice(tmp_path: Path, tokenizer_dir: str) -> None:
+    import pandas as pd
+
+    folder = tmp_path / "gsm8k"
+    (folder / ".ipynb_checkpoints").mkdir(parents=True)
+    for where in (folder / "train.jsonl", folder / ".ipynb_checkpoints" / "train-checkpoint.jsonl"):
+        where.write_text("".join(json.dumps(r) + "\n" for r in QA))
+    done = prepare_data(_request(tokenizer_dir, [folder]), root=tmp_path / "cache")
+    assert done.counts["read"] == 20
+    pd.DataFrame(QA).to_parquet(folder / "train.parquet")  # the same split again, converted in place
+    with pytest.raises(SpecError) as err:
+        prepare_data(_request(tokenizer_dir, [folder]), root=tmp_path / "cache")
+    assert "train.jsonl" in err.value.problem and "train.parquet" in err.value.problem
+    assert "data.train_files" in err.value.hint

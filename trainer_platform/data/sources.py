@@ -19,6 +19,8 @@ from trainer_platform.errors import SpecError
 
 # file name endings read as data, by reader
 SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+# the longest CSV field read (the csv module's default is 131072 characters)
+_CSV_FIELD_LIMIT = 2**31 - 1
 _HINT = "use JSONL, JSON, CSV, parquet or a folder written by datasets' save_to_disk"
 
 
@@ -65,15 +67,28 @@ def source_files(path: Path, split: str = "train", *, key: str = "data.train_fil
         if not names:
             raise SpecError(key, f"{state} lists no data files", "save the dataset again with save_to_disk")
         return [path / name for name in names]
-    files = sorted(p for p in path.rglob("*") if p.is_file() and _kind(p) and not p.name.startswith("."))
+    files = sorted(p for p in path.rglob("*") if p.is_file() and _kind(p) and not _hidden(p.relative_to(path)))
     picked = [p for p in files if split in p.stem] or (files if split == "train" else [])
     if not picked:
         raise SpecError(key, f"{path} holds no {split} data files", f"put *{split}*.jsonl/.parquet/... there; {_HINT}")
+    twice = [p for p in picked if any(q.with_suffix("") == p.with_suffix("") for q in picked if q != p)]
+    if twice:  # e.g. train.jsonl next to the train.parquet converted from it: the rows would be read twice
+        copies = ", ".join(p.name for p in twice)
+        raise SpecError(
+            key,
+            f"{path} holds the same {split} data file in several formats ({copies})",
+            "remove the copies, or name the files in data.train_files / data.val_files",
+        )
     parents = {p.parent for p in picked}
     if len(parents) > 1:
         where = ", ".join(sorted(str(p) for p in parents))
         raise SpecError(key, f"{path} holds {split} files in several folders ({where})", "point at one of them")
     return picked
+
+
+def _hidden(relative: Path) -> bool:
+    """A file or folder name starting with '.' (.ipynb_checkpoints, .cache, .git) anywhere in a relative path."""
+    return any(part.startswith(".") for part in relative.parts)
 
 
 def read_source(path: Path, split: str = "train", *, key: str = "data.train_files") -> SourceRows:
@@ -158,18 +173,36 @@ def _read_json(path: Path, out: SourceRows, key: str) -> None:
 def _read_csv(path: Path, out: SourceRows, key: str) -> None:
     import io
 
+    # long documents are real rows: lift the csv module's 131072-character field limit (a process-wide setting)
+    csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
     reader = csv.DictReader(io.StringIO(_text(path, key), newline=""))
-    if not reader.fieldnames:
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as exc:
+        raise SpecError(f"{path}:1", f"is not a readable CSV header ({exc})", "fix the first line") from None
+    if not fieldnames:
         raise SpecError(key, f"{path} has no header row", "put the field names on the first line")
     line = reader.line_num
-    for row in reader:
+    for row in _csv_rows(reader, path):
         out.labels.append(f"{path}:{line + 1}")
         line = reader.line_num
         if None in row:
-            problem = f"has more values than the {len(reader.fieldnames)} header fields"
+            problem = f"has more values than the {len(fieldnames)} header fields"
             out.rows.append(RowProblem("", problem, 'quote values holding commas or newlines ("a, b")'))
         else:
             out.rows.append(dict(row))
+
+
+def _csv_rows(reader: csv.DictReader, path: Path) -> Any:
+    """The rows of a CSV reader; SpecError naming the line where the csv module cannot go on."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise SpecError(f"{path}:{reader.line_num}", f"is not readable CSV ({exc})", "fix that line") from None
+        yield row
 
 
 def read_table(path: Path, key: str) -> Any:
