@@ -141,3 +141,18 @@ def test_inspect_of_a_ragged_csv_row_hints_at_csv(tmp_path: Path, capsys: pytest
     code, _, err = _cli(capsys, "data", "inspect", str(source), "data=gsm8k", TINY)
     assert code == 2 and f"{source}:3: has more values than the 2 header fields" in err
     assert "JSONL" not in err and "quote" in err
+
+
+def test_a_preset_dir_that_is_a_saved_dataset_dict_uses_its_test_split(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import datasets
+
+    # load_dataset("openai/gsm8k", "main").save_to_disk(GSM8K_DIR): train and test as one DatasetDict folder
+    rows = [{"question": f"What is {i} + 1?", "answer": f"so\n#### {i + 1}"} for i in range(12)]
+    split = {"train": datasets.Dataset.from_list(rows[:8]), "test": datasets.Dataset.from_list(rows[8:])}
+    datasets.DatasetDict(split).save_to_disk(str(tmp_path / "gsm8k"))
+    code, out, err = _cli(capsys, "data", "prepare", "data=gsm8k", TINY, f"data.dir={tmp_path / 'gsm8k'}")
+    assert code == 0, out + err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert (report["read"], report["train"], report["val"]) == (12, 8, 4)

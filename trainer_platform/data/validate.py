@@ -53,7 +53,9 @@ def _files_or_none(folder: Path, split: str) -> list[Path] | None:
         files = source_files(folder, split)
     except SpecError:
         return None
-    return files if split == "train" or any(split in f.stem for f in files) else None
+    # a split other than train is only taken from files named for it or from a saved DatasetDict's split folder
+    named = any(split in f.stem for f in files) or (folder / "dataset_dict.json").is_file()
+    return files if split == "train" or named else None
 
 
 def packaged_file(spec: str) -> Path:
