@@ -140,3 +140,30 @@ def test_passthrough_keys_reach_verl_and_unknown_ones_are_rejected(gsm8k_dir: Pa
     job = _job([*base, "verl.actor_rollout_ref.rollout.enforce_eagr=true"])[2]
     with pytest.raises(SpecError, match="enforce_eagr"):
         check_job_against_verl(job)
+
+
+@pytest.mark.parametrize(
+    ("override", "shown"),
+    [
+        ("actor_rollout_ref.rollout.enforce_eager=maybe", "true or false"),
+        ("actor_rollout_ref.rollout.gpu_memory_utilization=abc", "a number"),
+        ("trainer.critic_warmup=[1]", "a number"),
+        ("actor_rollout_ref.rollout.agent=5", "a mapping"),
+        ("actor_rollout_ref.actor.checkpoint.save_contents=5", "a list"),
+    ],
+)
+def test_passthrough_values_of_the_wrong_type_are_refused(override: str, shown: str, gsm8k_dir: Path) -> None:
+    from trainer_platform.errors import SpecError
+
+    job = _job([*_rl_overrides("grpo", "qwen2_5_7b", "8xh100", gsm8k_dir), f"verl.{override}"])[2]
+    with pytest.raises(SpecError, match=shown) as err:
+        check_job_against_verl(job)
+    assert err.value.key == f"verl.{override.split('=', 1)[0]}", err.value
+
+
+def test_passthrough_values_of_the_right_type_pass(gsm8k_dir: Path) -> None:
+    right = ["gpu_memory_utilization=0.6", "enforce_eager=false", "max_num_seqs=8", "agent.num_workers=2"]
+    passthrough = [f"verl.actor_rollout_ref.rollout.{o}" for o in right]
+    job = _job([*_rl_overrides("grpo", "qwen2_5_7b", "8xh100", gsm8k_dir), *passthrough])[2]
+    config = check_job_against_verl(job)
+    assert config.actor_rollout_ref.rollout.gpu_memory_utilization == 0.6

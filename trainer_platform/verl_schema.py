@@ -10,6 +10,7 @@ dataclasses) runs in the test suite.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,9 @@ class VerlSchema:
         self.dpo_config_dir = dpo_config_dir
         self._config_dir: Path | None = None
         self._composers: dict[tuple[Path, str], Composer] = {}
+        # verl's config without the job's overrides (plain containers), per config: the defaults a value's type is
+        # checked against
+        self._defaults: dict[tuple[Path, str], Any] = {}
 
     @property
     def trees_built(self) -> int:
@@ -86,13 +90,21 @@ class VerlSchema:
         placeholders (${TP_RUN_DIR}, ...: filled in where it runs) count as absolute paths here."""
         job = job.resolve({"TP_RUN_DIR": "/run", "TP_VERL_EXT": "/verl_ext", "MASTER_ADDR": "head", "MASTER_PORT": "1"})
         if job.entry_point in CONFIG_NAMES:
-            return self._compose(self._verl_dir(), CONFIG_NAMES[job.entry_point], job_overrides(job))
-        if self.dpo_config_dir is not None and job.entry_point.endswith(".py"):
+            where, extra = (self._verl_dir(), CONFIG_NAMES[job.entry_point]), []
+        elif self.dpo_config_dir is not None and job.entry_point.endswith(".py"):
             # our DPO config extends verl's sft_trainer_engine; point its search path at verl's config folder on
             # disk (its own `pkg://verl.trainer.config` would import verl, and with it torch)
-            searchpath = f"hydra.searchpath=[file://{self._verl_dir()}]"
-            return self._compose(self.dpo_config_dir, "dpo_trainer", [*job_overrides(job), searchpath])
-        return None
+            where, extra = (self.dpo_config_dir, "dpo_trainer"), [f"hydra.searchpath=[file://{self._verl_dir()}]"]
+        else:
+            return None
+        overrides = job_overrides(job)
+        config = self._compose(*where, [*overrides, *extra])
+        if where not in self._defaults:
+            from omegaconf import OmegaConf
+
+            self._defaults[where] = OmegaConf.to_container(self._compose(*where, extra), resolve=False)
+        check_value_types(self._defaults[where], config, overrides)
+        return config
 
     def _verl_dir(self) -> Path:
         if self._config_dir is None:
@@ -110,3 +122,50 @@ class VerlSchema:
 def check_job_against_verl(job: VerlJob, dpo_config_dir: Path | None = None) -> Any:
     """Compose one job's verl config (VerlSchema.check); a batch shares one VerlSchema instead."""
     return VerlSchema(dpo_config_dir).check(job)
+
+
+def check_value_types(defaults: Mapping[str, Any], config: Any, overrides: list[str]) -> None:
+    """SpecError for an override whose value in `config` is not of the kind of verl's default there (`defaults`, plain
+    containers): true or false, a number, a list, a mapping. verl's YAML is untyped, so Hydra takes
+    `enforce_eager=maybe`, and verl's dataclasses refuse it only after launch. Keys without such a default (null, a
+    string, an interpolation, a new `+key`) are left to verl."""
+    from omegaconf import OmegaConf
+
+    from trainer_platform.hydra_values import literal
+
+    for override in overrides:
+        key = override.split("=", 1)[0]
+        if key.startswith(("+", "~", "hydra.")):
+            continue
+        default = _at(defaults, key)
+        kind = _kind(default)
+        if kind is None:
+            continue
+        value = OmegaConf.select(config, key, default=None, throw_on_resolution_failure=False)
+        if value is None or _kind(value) == kind:
+            continue
+        raise SpecError(
+            f"verl.{key}",
+            f"verl's config holds {kind} here (default {default!r}), got {value!r}",
+            f"write {kind}, e.g. verl.{key}={literal(default)}",
+        )
+
+
+def _kind(value: Any) -> str | None:
+    """What a default of verl's config says a value must be (None: it says nothing)."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    return "a list" if isinstance(value, Sequence) and not isinstance(value, str) else None
+
+
+def _at(tree: Any, key: str) -> Any:
+    """The value at a dotted key of plain containers (None when absent)."""
+    for part in key.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return None
+        tree = tree[part]
+    return tree
