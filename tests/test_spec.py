@@ -9,7 +9,7 @@ import pytest
 
 from trainer_platform.compose import GROUPS, compose_config, group_options
 from trainer_platform.errors import SpecError
-from trainer_platform.spec import VERL_ESTIMATORS, RLAlgorithm, RunSpec
+from trainer_platform.spec import VERL_ESTIMATORS, VERL_POLICY_LOSSES, RLAlgorithm, RunSpec
 
 KIND_DATA = {"sft": "tiny_sft", "rl": "tiny_math", "dpo": "tiny_pref"}
 
@@ -56,6 +56,17 @@ def test_estimators_match_verl() -> None:
     from verl.trainer.ppo.core_algos import AdvantageEstimator
 
     assert set(VERL_ESTIMATORS) == {e.value for e in AdvantageEstimator}
+
+
+def test_policy_losses_match_verl() -> None:
+    from verl.trainer.ppo.core_algos import POLICY_LOSS_REGISTRY
+
+    assert set(VERL_POLICY_LOSSES) == set(POLICY_LOSS_REGISTRY)
+
+
+def test_unknown_policy_loss_is_refused_with_the_closest() -> None:
+    err = error_of("algorithm=grpo", "data=tiny_math", "algorithm.loss_mode=gspoo")
+    assert err.key == "algorithm.loss_mode" and "did you mean 'gspo'" in err.hint and "vanilla" in err.hint
 
 
 def test_unknown_group_option_suggests_the_closest() -> None:

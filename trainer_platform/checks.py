@@ -39,7 +39,7 @@ def check_spec(spec: RunSpec) -> None:
 
 
 def _check_algorithm(spec: RunSpec) -> None:
-    from trainer_platform.spec import VERL_ESTIMATORS, RLAlgorithm
+    from trainer_platform.spec import VERL_ESTIMATORS, VERL_POLICY_LOSSES, RLAlgorithm
 
     algo = spec.algorithm
     if not isinstance(algo, RLAlgorithm):
@@ -49,6 +49,12 @@ def _check_algorithm(spec: RunSpec) -> None:
             "algorithm.estimator",
             f"unknown advantage estimator {algo.estimator!r}",
             choices_hint(algo.estimator, VERL_ESTIMATORS),
+        )
+    if algo.loss_mode not in VERL_POLICY_LOSSES:
+        raise SpecError(
+            "algorithm.loss_mode",
+            f"unknown policy loss {algo.loss_mode!r}",
+            choices_hint(algo.loss_mode, VERL_POLICY_LOSSES),
         )
     if algo.uses_critic and algo.critic is None:
         raise SpecError(

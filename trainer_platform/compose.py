@@ -173,6 +173,10 @@ def check_group_choices(overrides: list[str]) -> None:
             )
         key, value = override.split("=", 1)
         group = key.lstrip("+~")
+        if group in GROUPS and value in ("", "null") and not key.startswith("~"):
+            raise SpecError(
+                f"{group}={value}", f"{group} needs one of its options", choices_hint(value, group_options(group))
+            )
         if group in GROUPS and value not in ("", "null"):
             options = group_options(group)
             if value not in options:

@@ -34,6 +34,21 @@ VERL_ESTIMATORS = (
     "tir_optimal_token_baseline",
     "gdpo",
 )
+# verl 0.9.1's policy losses (verl.trainer.ppo.core_algos.POLICY_LOSS_REGISTRY; a test keeps this in sync)
+VERL_POLICY_LOSSES = (
+    "vanilla",
+    "dppo_tv",
+    "dppo_kl",
+    "gspo",
+    "sapo",
+    "gpg",
+    "clip_cov",
+    "kl_cov",
+    "geo_mean",
+    "dro",
+    "cispo",
+    "bypass_mode",
+)
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -309,7 +324,7 @@ class RunSpec(_Strict):
         try:
             spec = cls.model_validate(dict(cfg))
         except ValidationError as err:
-            raise _to_spec_error(err, cls) from None
+            raise _to_spec_error(err, cls, cfg) from None
         _check_diagnostics(spec.diagnostics)
         check_spec(spec)
         return spec
@@ -338,11 +353,11 @@ def upgrade_saved_config(cfg: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def _to_spec_error(err: ValidationError, root: type[BaseModel]) -> SpecError:
+def _to_spec_error(err: ValidationError, root: type[BaseModel], cfg: Mapping[str, Any] | None = None) -> SpecError:
     first = err.errors()[0]
     raw_loc = [str(part) for part in first["loc"]]
     loc = [part for part in raw_loc if part not in _ALGORITHM_KINDS and part not in OP_CLASSES and not _union_tag(part)]
-    key = ".".join(loc) or "<config>"
+    key = ".".join(_shared_surgery_key(loc, cfg or {})) or "<config>"
     kind = first["type"]
     if kind == "extra_forbidden":
         known = _fields_at(root, raw_loc[:-1])
@@ -355,6 +370,20 @@ def _to_spec_error(err: ValidationError, root: type[BaseModel]) -> SpecError:
         expected = first.get("ctx", {}).get("expected", "")
         return SpecError(key, f"invalid value {first.get('input')!r}", f"expected {expected}")
     return SpecError(key, f"{first['msg'].lower()} (got {first.get('input')!r})", "fix the value")
+
+
+def _shared_surgery_key(loc: list[str], cfg: Mapping[str, Any]) -> list[str]:
+    """The key the user set for an error in a surgery step's field that came from the group's shared top-level key
+    (`surgery.t=2`, not `surgery.steps.0.t`: SurgerySpec copies shared keys into the steps)."""
+    surgery = cfg.get("surgery")
+    if len(loc) < 4 or loc[:2] != ["surgery", "steps"] or not isinstance(surgery, Mapping):
+        return loc
+    steps = surgery.get("steps")
+    index = int(loc[2]) if loc[2].isdigit() else -1
+    step = steps[index] if isinstance(steps, list) and 0 <= index < len(steps) else None
+    if isinstance(step, Mapping) and loc[3] not in step and surgery.get(loc[3]) is not None:
+        return ["surgery", *loc[3:]]
+    return loc
 
 
 _ALGORITHM_KINDS: dict[str, type[BaseModel]] = {"sft": SFTAlgorithm, "rl": RLAlgorithm, "dpo": DPOAlgorithm}

@@ -47,6 +47,17 @@ def test_vllm_on_cpu_is_refused() -> None:
         plan(spec_of("algorithm=grpo", "data=tiny_math", "compute=cpu", "compute.rollout_engine=vllm"))
 
 
+def test_cpu_named_without_a_count_trains_on_one_rank() -> None:
+    p = plan(spec_of("algorithm=grpo", "data=tiny_math", "compute.accelerator=cpu"), hardware=GPU_BOX)
+    assert (p.platform, p.gpus_per_node, p.world_size) == ("cpu", 1, 1)
+
+
+def test_a_gpu_named_without_a_count_is_refused_naming_the_key() -> None:
+    with pytest.raises(SpecError, match="compute.gpus_per_node") as err:
+        plan(spec_of("algorithm=grpo", "data=tiny_math", "compute.accelerator=h100"), hardware=GPU_BOX)
+    assert "compute.gpus_per_node=" in err.value.hint
+
+
 def test_rollout_tp_grows_with_the_model() -> None:
     shape = ("data.max_prompt_length=512", "data.max_response_length=1024", "algorithm.batch_size=1024")
     small = plan(spec_of("algorithm=grpo", "data=tiny_math", "model=qwen2_5_7b", "compute=8xh100", *shape))

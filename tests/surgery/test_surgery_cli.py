@@ -50,7 +50,9 @@ def test_dry_run_prints_reads_writes_size(
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["surgery=slerp", "surgery.models=[{a},{b}]", "surgery.t=1.5"], "surgery.steps.0.t"),
+        (["surgery=slerp", "surgery.models=[{a},{b}]", "surgery.t=1.5"], "error: surgery.t: "),
+        (["surgery=slerp", "surgery.models=[{a},{b}]", "surgery.steps=[{{op:slerp,t:2}}]"], "surgery.steps.0.t: "),
+        (["surgery=linear", "surgery.models=[{a},{b}]", "surgery.weights=[1,abc]"], "error: surgery.weights.1: "),
         (["surgery=ties", "surgery.base={c}", "surgery.models=[{a}]", "surgery.density=0"], "density"),
         (["surgery=slerp", "surgery.models=[{a},{untied}]"], "lm_head.weight"),
         (["surgery=slerp", "surgery.models=[{a},/nonexistent/model]"], "no such file"),

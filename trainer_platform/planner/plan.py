@@ -86,7 +86,14 @@ def plan(spec: RunSpec, hardware: Hardware | None = None, engines: tuple[str, ..
             gpus_per_node = gpus_per_node or 1
             notes.append(f"compute=auto: no GPU found, training on CPU ({hw.cpu_cores} cores) via the CPU plugin")
     platform = "cpu" if accelerator == "cpu" else "cuda"
-    assert gpus_per_node is not None, "presets other than auto name their GPU count"
+    if gpus_per_node is None and platform == "cpu":
+        gpus_per_node = 1
+    if gpus_per_node is None:
+        raise SpecError(
+            "compute.gpus_per_node",
+            f"compute.accelerator={accelerator} names no GPU count, and only compute.accelerator=auto detects it",
+            "set compute.gpus_per_node=N (GPUs per node), or compute.accelerator=auto",
+        )
     engine, tp = _rollout(spec, platform, gpus_per_node, memory, engines, notes)
     world = gpus_per_node * compute.nodes
     micro = _micro_batch(spec, platform, world, notes)
