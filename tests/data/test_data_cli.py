@@ -156,3 +156,13 @@ def test_a_preset_dir_that_is_a_saved_dataset_dict_uses_its_test_split(
     assert code == 0, out + err
     report = json.loads(out.strip().splitlines()[-1])
     assert (report["read"], report["train"], report["val"]) == (12, 8, 4)
+
+
+def test_inspect_takes_overrides_after_its_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "qa.jsonl"
+    source.write_text(json.dumps({"question": "What is 1 + 1?", "answer": "#### 2"}) + "\n")
+    code, out, err = _cli(capsys, "data", "inspect", str(source), "--samples", "1", "data=gsm8k", TINY)
+    assert code == 0, out + err
+    assert "1 read, 1 usable" in out and "[ground truth] 2" in out
+    code, _, err = _cli(capsys, "data", "inspect", str(source), "--samples", "1", "--bogus", "data=gsm8k")
+    assert code == 2 and "--bogus" in err

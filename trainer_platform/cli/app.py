@@ -61,8 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     passthrough = {m.NAME: m for m in command_modules() if getattr(m, "PASSTHROUGH", False)}
     if argv and argv[0] in passthrough:  # its arguments are its own (train.py's flags and overrides), unparsed here
         return int(passthrough[argv[0]].run(argparse.Namespace(overrides=argv[1:]), Console(soft_wrap=False)))
+    parser = _parser()
     try:
-        args = _parser().parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides += extra  # overrides given after an option (`data inspect F --samples 1 data=gsm8k`)
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as e:  # --help (0) or a usage error (2), already printed by argparse
         return e.code if isinstance(e.code, int) else 2
     out = Console(soft_wrap=False)
