@@ -111,6 +111,8 @@ CASES = [
     # values
     Case("lr-negative", ("algorithm.lr=-1",), "algorithm.lr"),
     Case("lr-text", ("algorithm.lr=abc",), "algorithm.lr"),
+    Case("lr-infinite", ("algorithm.lr=inf",), "algorithm.lr"),
+    Case("memory-infinite", ("compute.gpu_memory_gib=inf",), "compute.gpu_memory_gib"),
     Case("batch-zero", ("algorithm.batch_size=0",), "algorithm.batch_size"),
     Case("rollout-n-one", ("algorithm.rollout_n=1",), "algorithm.rollout_n"),
     Case("mini-batch-not-divisor", ("algorithm.mini_batch_size=3",), "algorithm.mini_batch_size"),

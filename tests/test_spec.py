@@ -69,6 +69,11 @@ def test_unknown_policy_loss_is_refused_with_the_closest() -> None:
     assert err.key == "algorithm.loss_mode" and "did you mean 'gspo'" in err.hint and "vanilla" in err.hint
 
 
+def test_a_list_item_with_a_space_gets_a_hint_that_keeps_the_list() -> None:
+    err = error_of("launcher=ssh", "launcher.setup=[source ~/venv/bin/activate]")
+    assert err.key == "launcher.setup" and "\"launcher.setup=['source ~/venv/bin/activate']\"" in err.hint
+
+
 def test_unknown_group_option_suggests_the_closest() -> None:
     err = error_of("algorithm=grpoo")
     assert err.key == "algorithm=grpoo" and "did you mean 'grpo'" in err.hint and "gspo" in err.hint

@@ -212,11 +212,12 @@ def _explain_grammar_error(exc: BaseException) -> None:
         return
     override = getattr(exc, "override", "") or _first_line(exc)
     key = override.split("=", 1)[0].lstrip("+~") or "override"
-    raise SpecError(
-        key,
-        f"{override!r} is not valid override syntax ({_first_line(exc)})",
-        f"quote a value holding spaces or ()[]{{}},:=' characters: \"{key}='...'\" (outer quotes for the shell)",
-    ) from None
+    value = override.split("=", 1)[1] if "=" in override else ""
+    hint = f"quote a value holding spaces or ()[]{{}},:=' characters: \"{key}='...'\" (outer quotes for the shell)"
+    if value.startswith("[") and value.endswith("]") and not any(q in value for q in "'\""):
+        items = ",".join(f"'{item.strip()}'" for item in value[1:-1].split(","))
+        hint = f'quote each list item holding spaces or ()[]{{}},:= characters: "{key}=[{items}]" (outer quotes: shell)'
+    raise SpecError(key, f"{override!r} is not valid override syntax ({_first_line(exc)})", hint) from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -56,7 +56,8 @@ Fraction = Annotated[float, Field(ge=0, lt=1)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: inf passes gt/ge bounds (algorithm.lr=inf), so no field takes inf or nan
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class _Optimisation(_Strict):
