@@ -359,3 +359,14 @@ def test_a_folder_skips_hidden_folders_and_refuses_one_split_twice(tmp_path: Pat
         prepare_data(_request(tokenizer_dir, [folder]), root=tmp_path / "cache")
     assert "train.jsonl" in err.value.problem and "train.parquet" in err.value.problem
     assert "data.train_files" in err.value.hint
+
+
+@pytest.mark.parametrize("question", ["[1, 2, 3]: what is their sum?", "[1, 2, 3]", "[Geometry] A square has side 2."])
+def test_a_text_prompt_starting_with_a_bracket_is_text(tmp_path: Path, tokenizer_dir: str, question: str) -> None:
+    path = tmp_path / "qa.jsonl"
+    rows = [{"question": question, "answer": "#### 6"}, QA[0]]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = prepare_data(_request(tokenizer_dir, [path]), root=tmp_path / "cache")
+    first = _rows(done.train)[0]
+    assert first["prompt"] == [{"role": "user", "content": f"{question} Answer after ####."}]
+    assert done.counts["train"] == 2

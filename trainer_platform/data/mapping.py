@@ -164,6 +164,17 @@ def _turns(row: dict[str, Any], path: str) -> list[dict[str, str]]:
     return turns
 
 
+def _is_json_turns(text: str) -> bool:
+    """Whether a text is chat turns encoded as JSON (as CSV holds them), not a prompt that starts with '['."""
+    if not text.lstrip().startswith("["):
+        return False
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(value, list) and bool(value) and all(isinstance(t, dict) for t in value)
+
+
 def _with_system(turns: list[dict[str, str]], system: str | None) -> list[dict[str, str]]:
     if system and (not turns or turns[0]["role"] != "system"):
         return [_turn("system", system), *turns]
@@ -172,7 +183,7 @@ def _with_system(turns: list[dict[str, str]], system: str | None) -> list[dict[s
 
 def _prompt_turns(row: dict[str, Any], fields: FieldMap) -> list[dict[str, str]]:
     value = _get_required(row, fields.prompt)
-    if isinstance(value, str) and not value.lstrip().startswith("["):
+    if isinstance(value, str) and not _is_json_turns(value):
         text = _text(row, fields.prompt)
         turns = [_turn("user", fields.instruction.replace("{prompt}", text) if fields.instruction else text)]
     else:
