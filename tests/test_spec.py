@@ -74,6 +74,12 @@ def test_a_list_item_with_a_space_gets_a_hint_that_keeps_the_list() -> None:
     assert err.key == "launcher.setup" and "\"launcher.setup=['source ~/venv/bin/activate']\"" in err.hint
 
 
+def test_a_new_key_under_an_empty_block_is_told_to_add_it_with_a_plus_without_echoing_its_value() -> None:
+    err = error_of("launcher=ray", "launcher.address=http://head:8265", "launcher.env.WANDB_API_KEY=sekrit12345")
+    assert err.key == "launcher.env.WANDB_API_KEY" and "+launcher.env.WANDB_API_KEY=" in err.hint
+    assert "sekrit12345" not in str(err)
+
+
 def test_unknown_group_option_suggests_the_closest() -> None:
     err = error_of("algorithm=grpoo")
     assert err.key == "algorithm=grpoo" and "did you mean 'grpo'" in err.hint and "gspo" in err.hint

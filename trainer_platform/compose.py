@@ -200,6 +200,8 @@ def check_keys_exist(overrides: list[str], base: Any) -> None:
                 where = ".".join(parts[:i]) or "the top level"
                 guess = did_you_mean(part, node.keys())
                 hint = guess or f"keys under {where}: {', '.join(sorted(map(str, node.keys())))}"
+                if not node:
+                    hint = f"{where} is empty: add a key to it with a leading '+', e.g. +{key}=..."
                 raise SpecError(key, f"unknown key {part!r} under {where}", hint)
             node = node[part]
 
