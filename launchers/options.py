@@ -133,8 +133,23 @@ class RayOptions(LauncherOptions):
     @field_validator("address")
     @classmethod
     def _address(cls, value: str) -> str:
-        if not re.fullmatch(r"https?://[A-Za-z0-9_.:\[\]-]+(/[A-Za-z0-9_./-]*)?", value):
+        found = re.fullmatch(r"https?://([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(:(\d{1,5}))?(/[A-Za-z0-9_./-]*)?", value)
+        if not found or (found.group(3) is not None and not 0 < int(found.group(3)) < 65536):
             raise ValueError(f"{value!r} is not a Job Submission address like http://HEAD:8265")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        from trainer_platform.secrets_env import is_secret_name
+
+        secret = next((name for name in value if is_secret_name(name)), None)
+        if secret is not None:  # a SpecError of its own: parse_options would echo the value
+            raise SpecError(
+                f"launcher.env.{secret}",
+                "looks like a secret, and launcher.env is written to the run dir and shown in Ray's dashboard",
+                f"remove it and set {secret} in the Ray cluster's own environment",
+            )
         return value
 
 

@@ -10,11 +10,17 @@ import os
 import re
 from collections.abc import Mapping
 
-# environment variables that hold secrets by name; any *_TOKEN, *_KEY, *_SECRET, *PASSWORD* variable counts too
+# environment variables that hold secrets by name; a TOKEN, API_KEY or SECRET word (GITHUB_TOKEN, MY_SECRET_X) or
+# PASSWORD/PASSWD anywhere counts too, not a word that merely starts so (TOKENIZERS_PARALLELISM)
 KNOWN_SECRETS = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "OPENAI_API_KEY", "AWS_SECRET_ACCESS_KEY")
-_SECRET_NAME = re.compile(r"(TOKEN|API_KEY|SECRET|PASSWORD|PASSWD)", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"(?:^|_)(?:TOKEN|API_KEY|SECRET)S?(?:_|$)|PASSWORD|PASSWD", re.IGNORECASE)
 # shorter values are too likely to occur by chance (a value of "1" must not redact every 1)
 _MIN_LEN = 8
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether an environment variable of this name holds a secret."""
+    return name in KNOWN_SECRETS or bool(_SECRET_NAME.search(name))
 
 
 def secret_values(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -22,7 +28,7 @@ def secret_values(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     env = os.environ if environ is None else environ
     out: dict[str, str] = {}
     for name, value in env.items():
-        if (name in KNOWN_SECRETS or _SECRET_NAME.search(name)) and len(value) >= _MIN_LEN:
+        if is_secret_name(name) and len(value) >= _MIN_LEN:
             out.setdefault(value, name)
     return out
 
