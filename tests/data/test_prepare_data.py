@@ -370,3 +370,22 @@ def test_a_text_prompt_starting_with_a_bracket_is_text(tmp_path: Path, tokenizer
     first = _rows(done.train)[0]
     assert first["prompt"] == [{"role": "user", "content": f"{question} Answer after ####."}]
     assert done.counts["train"] == 2
+
+
+def test_a_chat_template_that_refuses_a_conversation_is_a_spec_error(tmp_path: Path, tokenizer_dir: str) -> None:
+    import shutil
+
+    # Gemma's template raises on a system turn; Mistral's when roles do not alternate
+    model = tmp_path / "model"
+    shutil.copytree(tokenizer_dir, model)
+    (model / "chat_template.jinja").write_text(
+        "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+        "{% endif %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
+    )
+    path = tmp_path / "chat.jsonl"
+    turns = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+    path.write_text(json.dumps({"messages": [*turns, {"role": "assistant", "content": "hello"}]}) + "\n")
+    request = _request(str(model), [path], fmt="messages", fields=FieldMap())
+    with pytest.raises(SpecError) as err:
+        prepare_data(request, root=tmp_path / "cache")
+    assert "System role not supported" in err.value.problem and "system, user, assistant" in err.value.problem

@@ -19,6 +19,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from trainer_platform.errors import SpecError
+
 _SAMPLE = 48
 
 
@@ -284,7 +286,24 @@ def _encode_lengths(tokenizer: Any, texts: list[str]) -> list[int]:
 
 
 def _render(tokenizer: Any, convs: list[list[dict[str, str]]], generation: bool) -> list[str]:
-    return [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=generation) for c in convs]
+    return [_render_one(tokenizer, c, generation) for c in convs]
+
+
+def _render_one(tokenizer: Any, conv: list[dict[str, str]], generation: bool) -> str:
+    """One conversation with the chat template; SpecError when the template refuses it (Gemma's refuses a system
+    turn, Mistral's roles that do not alternate: jinja's raise_exception)."""
+    from jinja2 import TemplateError
+
+    try:
+        return str(tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=generation))
+    except TemplateError as exc:
+        roles = ", ".join(t["role"] for t in conv)
+        raise SpecError(
+            "model.path",
+            f"the model's chat template refuses a conversation of turns ({roles}): {exc}",
+            "shape the rows as the template wants (e.g. no system turn: data.fields.system=null), or pick a model "
+            "whose template takes them",
+        ) from None
 
 
 def exact_lengths(tokenizer: Any, convs: list[list[dict[str, str]]], generation: bool) -> list[int]:
@@ -294,7 +313,11 @@ def exact_lengths(tokenizer: Any, convs: list[list[dict[str, str]]], generation:
 
 def _conversation_lengths(tokenizer: Any, convs: list[list[dict[str, str]]], generation: bool) -> list[int]:
     if getattr(tokenizer, "chat_template", None) is None:
-        raise ValueError("the model's tokenizer has no chat template, so chat rows cannot be rendered for it")
+        raise SpecError(
+            "model.path",
+            "the model's tokenizer has no chat template, so chat rows cannot be rendered for it",
+            "use a chat (instruct) model, or add a chat_template to its tokenizer_config.json",
+        )
     flat = [t["content"] for c in convs for t in c]
     content = _content_lengths(tokenizer, flat)
     out, at = [], 0
