@@ -41,6 +41,13 @@ class LocalOptions(LauncherOptions):
     # the GPU ids of this machine local jobs may use (null: CUDA_VISIBLE_DEVICES, else every GPU nvidia-smi lists)
     gpus: tuple[int, ...] | None = None
 
+    @field_validator("gpus")
+    @classmethod
+    def _gpus(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if value is not None and (not value or min(value) < 0 or len(set(value)) < len(value)):
+            raise ValueError("must list distinct GPU ids (0, 1, ...), e.g. launcher.gpus=[0,1]; null: every GPU")
+        return value
+
     @field_validator("wait")
     @classmethod
     def _wait(cls, value: bool) -> bool:

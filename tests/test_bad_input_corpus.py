@@ -119,6 +119,7 @@ CASES = [
     Case("mini-batch-larger", ("algorithm.mini_batch_size=64",), "algorithm.mini_batch_size"),
     Case("estimator", ("algorithm.estimator=nope",), "algorithm.estimator"),
     Case("top-p", ("algorithm.top_p=2",), "algorithm.top_p"),
+    Case("top-k", ("algorithm.top_k=-5",), "algorithm.top_k"),
     Case("kl-estimator", ("algorithm.kl_estimator=foo",), "algorithm.kl_estimator"),
     Case("loss-mode", ("algorithm.loss_mode=foo",), "algorithm.loss_mode"),
     Case("warmup", ("algorithm.warmup_ratio=1.5",), "algorithm.warmup_ratio"),
@@ -211,6 +212,10 @@ CASES = [
     Case("resume-invalid-spec", ("resume=true", f"resume_dir={T}/corrupt/invalid_spec"), "algorithm"),
     Case("resume-bad-override", ("resume=true", "resume_dir={existing}", "algorithm.lr=-1"), "algorithm.lr"),
     Case("resume-dry-bad-override", ("resume=true", "resume_dir={existing}", "train.steps=0", "dry_run=1"), "steps"),
+    # local launcher options
+    Case("gpus-repeated", ("launcher.gpus=[0,0]",), "launcher.gpus"),
+    Case("gpus-negative", ("launcher.gpus=[-1]",), "launcher.gpus"),
+    Case("gpus-empty", ("launcher.gpus=[]",), "launcher.gpus"),
     # launch targets
     Case("multi-node-local", (*SFT, "compute=2x8xh100", "algorithm.batch_size=256"), "launcher"),
 ]

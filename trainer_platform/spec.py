@@ -111,7 +111,8 @@ class RLAlgorithm(_Optimisation):
     rollout_n: PositiveInt = 1
     temperature: Annotated[float, Field(ge=0)] = 1.0
     top_p: Annotated[float, Field(gt=0, le=1)] = 1.0
-    top_k: int = -1
+    # -1: off (vLLM, SGLang and the hf rollout)
+    top_k: Annotated[int, Field(ge=-1)] = -1
     ppo_epochs: PositiveInt = 1
     kl_loss: bool = False
     kl_coef: Annotated[float, Field(ge=0)] = 0.001
