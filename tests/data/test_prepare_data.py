@@ -389,3 +389,14 @@ def test_a_chat_template_that_refuses_a_conversation_is_a_spec_error(tmp_path: P
     with pytest.raises(SpecError) as err:
         prepare_data(request, root=tmp_path / "cache")
     assert "System role not supported" in err.value.problem and "system, user, assistant" in err.value.problem
+
+
+def test_an_unknown_sharegpt_speaker_is_named_as_written(tmp_path: Path, tokenizer_dir: str) -> None:
+    path = tmp_path / "glaive.jsonl"
+    turns = [{"from": "human", "value": "q"}, {"from": "function_call", "value": "{}"}, {"from": "gpt", "value": "a"}]
+    path.write_text(json.dumps({"conversations": turns}) + "\n")
+    request = _request(tokenizer_dir, [path], fmt="messages", fields=FieldMap(messages="conversations"))
+    with pytest.raises(SpecError) as err:
+        prepare_data(request, root=tmp_path / "cache")
+    assert err.value.key == f"{path}:1"
+    assert "field 'conversations[1].from' is 'function_call'; expected one of human, gpt" in err.value.problem

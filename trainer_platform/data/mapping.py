@@ -154,6 +154,9 @@ def _turns(row: dict[str, Any], path: str) -> list[dict[str, str]]:
             raise BadRow(f"{path}[{number}]", f"must be a {{role, content}} mapping, not {type(turn).__name__}")
         role = turn.get("role") if "role" in turn else _SHAREGPT_ROLES.get(str(turn.get("from")))
         content = turn.get("content") if "content" in turn else turn.get("value")
+        if role not in ROLES and "role" not in turn and "from" in turn:
+            speakers = ", ".join(_SHAREGPT_ROLES)
+            raise BadRow(f"{path}[{number}].from", f"is {turn.get('from')!r}; expected one of {speakers}")
         if role not in ROLES:
             raise BadRow(f"{path}[{number}].role", f"is {role!r}; expected one of {', '.join(ROLES)}")
         if not isinstance(content, str):
