@@ -14,7 +14,7 @@ from trainer_platform.composer import Composer
 from trainer_platform.errors import SpecError, choices_hint, did_you_mean
 from trainer_platform.paths import conf_dir, local_conf_dir, local_searchpath
 
-GROUPS = ("algorithm", "model", "data", "compute", "launcher", "logger", "surgery", "experiment")
+GROUPS = ("algorithm", "model", "data", "compute", "launcher", "logger", "diagnostics", "surgery", "experiment")
 
 
 def group_options(group: str, root: Path | None = None) -> list[str]:
@@ -66,6 +66,8 @@ def describe_groups(groups: tuple[str, ...] = GROUPS) -> list[str]:
     lines = []
     for group in groups:
         default = defaults.get(group)
+        if default and default.startswith("${"):  # diagnostics: ${algorithm}
+            default = f"same as {default.strip('${}')}"
         lines.append(f"  {group}" + (f" (default: {default})" if default else ""))
         lines += [f"    {option:<22} {text}" for option, text in option_descriptions(group)]
     return lines
