@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from trainer_platform.errors import SpecError, did_you_mean
+from trainer_platform.errors import SpecError, did_you_mean, value_hint
 
 # a host name or address: letters, digits, dots, dashes, colons (IPv6), never starting with '-' (an ssh option)
 _HOST_RE = re.compile(r"[A-Za-z0-9_.:\[\]][A-Za-z0-9_.:\[\]-]*")
@@ -313,4 +313,5 @@ def parse_options(model: type[LauncherOptions], raw: Mapping[str, Any]) -> Launc
                 key, f"launcher={name} needs it", f"set it in conf/local/launcher/ or on the command line ({key}=...)"
             ) from None
         msg = str(first["msg"]).removeprefix("Value error, ")
-        raise SpecError(key, f"{msg} (got {first.get('input')!r})", "fix the value") from None
+        hint = value_hint(key, first["type"], first.get("input"))
+        raise SpecError(key, f"{msg} (got {first.get('input')!r})", hint) from None

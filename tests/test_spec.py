@@ -74,6 +74,18 @@ def test_a_list_item_with_a_space_gets_a_hint_that_keeps_the_list() -> None:
     assert err.key == "launcher.setup" and "\"launcher.setup=['source ~/venv/bin/activate']\"" in err.hint
 
 
+def test_a_string_where_a_list_is_wanted_is_told_the_list_syntax() -> None:
+    err = error_of("logger.backends=wandb")
+    assert err.key == "logger.backends" and "logger.backends=[wandb]" in err.hint
+
+
+def test_a_refused_number_is_told_how_to_write_one() -> None:
+    err = error_of("algorithm.lr=abc")
+    assert err.key == "algorithm.lr" and "algorithm.lr=1e-5" in err.hint
+    err = error_of("train.steps=1.5")
+    assert err.key == "train.steps" and "whole number" in err.hint
+
+
 def test_a_new_key_under_an_empty_block_is_told_to_add_it_with_a_plus_without_echoing_its_value() -> None:
     err = error_of("launcher=ray", "launcher.address=http://head:8265", "launcher.env.WANDB_API_KEY=sekrit12345")
     assert err.key == "launcher.env.WANDB_API_KEY" and "+launcher.env.WANDB_API_KEY=" in err.hint

@@ -32,3 +32,18 @@ def choices_hint(word: str, choices: Iterable[str]) -> str:
     guess = did_you_mean(word, options)
     listed = "allowed: " + ", ".join(options)
     return f"{guess} {listed}" if guess else listed
+
+
+def value_hint(key: str, error_type: str, given: object) -> str:
+    """How to write a value pydantic refused (error `error_type` on input `given`) for `key`."""
+    if error_type in ("list_type", "tuple_type", "set_type") and isinstance(given, str):
+        if any(c in given for c in " ,'\""):
+            return f"write a list, each item quoted: \"{key}=['{given}']\""
+        return f"write a list: {key}=[{given}]"
+    if error_type in ("int_parsing", "int_from_float", "int_type"):
+        return f"write a whole number, e.g. {key}=3"
+    if error_type in ("float_parsing", "float_type"):
+        return f"write a number, e.g. {key}=0.5 or {key}=1e-5"
+    if error_type in ("bool_parsing", "bool_type"):
+        return f"write {key}=true or {key}=false"
+    return "fix the value"

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from trainer_platform.data.settings import BadRows, FieldMap, SplitSettings
-from trainer_platform.errors import SpecError, did_you_mean
+from trainer_platform.errors import SpecError, did_you_mean, value_hint
 from trainer_platform.surgery.steps import OP_CLASSES, SurgerySpec
 
 # verl 0.9.1's advantage estimators (verl.trainer.ppo.core_algos.AdvantageEstimator; a test keeps this in sync)
@@ -371,7 +371,9 @@ def _to_spec_error(err: ValidationError, root: type[BaseModel], cfg: Mapping[str
     if kind in ("literal_error", "union_tag_invalid"):
         expected = first.get("ctx", {}).get("expected", "")
         return SpecError(key, f"invalid value {first.get('input')!r}", f"expected {expected}")
-    return SpecError(key, f"{first['msg'].lower()} (got {first.get('input')!r})", "fix the value")
+    return SpecError(
+        key, f"{first['msg'].lower()} (got {first.get('input')!r})", value_hint(key, kind, first.get("input"))
+    )
 
 
 def _shared_surgery_key(loc: list[str], cfg: Mapping[str, Any]) -> list[str]:

@@ -114,6 +114,12 @@ def test_bad_options_name_the_key(key: str, value: object, problem: str) -> None
     assert problem in str(err.value)
 
 
+def test_a_setup_line_given_as_a_string_is_told_to_write_a_list() -> None:
+    with pytest.raises(SpecError) as err:
+        parse_options(SlurmOptions, {"name": "slurm", "setup": "module load cuda"})
+    assert err.value.key == "launcher.setup" and "\"launcher.setup=['module load cuda']\"" in err.value.hint
+
+
 def test_conf_file_matches_the_options() -> None:
     """conf/launcher/slurm.yaml sets exactly the options the launcher takes (the issue's names)."""
     from omegaconf import OmegaConf
