@@ -32,8 +32,8 @@ class Prepared:
 def prepare(spec: RunSpec, *, materialize: bool = True) -> Prepared:
     """Resolve (and, unless `materialize` is False, build) the model and data of a spec."""
     model_path = _model_path(spec, materialize)
-    train, val, report = _data_files(spec, model_path, materialize)
-    return Prepared(model_path=model_path, train_files=train, val_files=val, train_rows=_rows(train), data=report)
+    train, val, rows, report = _data_files(spec, model_path, materialize)
+    return Prepared(model_path=model_path, train_files=train, val_files=val, train_rows=rows, data=report)
 
 
 def _model_path(spec: RunSpec, materialize: bool) -> str:
@@ -69,30 +69,32 @@ def _builtin_data(spec: RunSpec):  # -> TinyDataset
     return ensure_tiny_dataset(spec.data.builtin, n_train=rows.train, n_val=rows.val, seed=rows.seed)
 
 
-def _data_files(spec: RunSpec, model_path: str, materialize: bool) -> tuple[tuple[str, ...], tuple[str, ...], dict]:
-    """(train files, val files, report) verl reads. Built-in data is generated; a user's sources are converted into
-    the cache (data/build.py), or, for a dry run, named by the content hash they would get. Sources not on this
-    machine (a launcher that runs the job elsewhere) are passed on as they are. The report is the preparation's
-    (content hash, row counts; none for built-in data) or, for a dry run, what is known about the data without
-    preparing it (data/facts.py: sources, mapping, cache key and whether it is cached, rows, reward)."""
+def _data_files(
+    spec: RunSpec, model_path: str, materialize: bool
+) -> tuple[tuple[str, ...], tuple[str, ...], int | None, dict]:
+    """(train files, val files, training rows (None: unknown here), report) verl reads. Built-in data is generated;
+    a user's sources are converted into the cache (data/build.py), or, for a dry run, named by the content hash they
+    would get. Sources not on this machine (a launcher that runs the job elsewhere) are passed on as they are. The
+    report is the preparation's (content hash, row counts; none for built-in data) or, for a dry run, what is known
+    about the data without preparing it (data/facts.py: sources, mapping, cache key and whether it is cached, rows,
+    reward). The training rows come from the recipe or the report, never from reading the files."""
     from trainer_platform.data import facts
 
     data = spec.data
     if data.builtin is not None:
         built = _builtin_data(spec)
-        train_files, val_files = (str(built.train),), (str(built.val),)
-        report = {} if materialize else facts.builtin_data_facts(data, _rows(train_files), _rows(val_files))
-        return train_files, val_files, report
+        report = {} if materialize else facts.builtin_data_facts(data, built.train_rows, built.val_rows)
+        return (str(built.train),), (str(built.val),), built.train_rows, report
     train = tuple(str(Path(f).expanduser().resolve()) for f in data.train_files or ())
     val = tuple(str(Path(f).expanduser().resolve()) for f in data.val_files or ())
     if not all(Path(f).exists() for f in (*train, *val)):
-        return train, val, ({} if materialize else facts.missing_data_facts(data))
+        return train, val, None, ({} if materialize else facts.missing_data_facts(data))
     request = data_request(spec, model_path, train, val)
     if materialize:
         from trainer_platform.data.build import prepare_data
 
         done = prepare_data(request)
-        return (str(done.train),), ((str(done.val),) if done.val else ()), done.counts
+        return (str(done.train),), ((str(done.val),) if done.val else ()), int(done.counts["train"]), done.counts
     known = facts.user_data_facts(data, request)
     folder = Path(known["cache_dir"])
     if known["prepared"]:
@@ -100,7 +102,9 @@ def _data_files(spec: RunSpec, model_path: str, materialize: bool) -> tuple[tupl
     else:
         split = request.split
         has_val = bool(val or split.val_name or split.val_fraction > 0)
-    return (str(folder / "train.parquet"),), ((str(folder / "val.parquet"),) if has_val else ()), known
+    train_file = str(folder / "train.parquet")
+    val_files = (str(folder / "val.parquet"),) if has_val else ()
+    return (train_file,), val_files, known["rows"]["train"], known
 
 
 def data_request(spec: RunSpec, model_path: str, train: tuple[str, ...], val: tuple[str, ...]):  # -> DataRequest
@@ -123,13 +127,3 @@ def data_request(spec: RunSpec, model_path: str, train: tuple[str, ...], val: tu
         max_tokens=limit,
         tokenizer=model_path,
     )
-
-
-def _rows(files: tuple[str, ...]) -> int | None:
-    """Row count from parquet metadata (no data read); None if a file is not readable here."""
-    import pyarrow.parquet as pq
-
-    try:
-        return sum(pq.read_metadata(f).num_rows for f in files)
-    except (OSError, ValueError):
-        return None

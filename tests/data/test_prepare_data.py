@@ -159,6 +159,7 @@ def test_seeded_validation_split(tmp_path: Path, tokenizer_dir: str) -> None:
     assert done.val is not None and again.val is not None
     train, val = _rows(done.train), _rows(done.val)
     assert len(train) == 15 and len(val) == 5 and _rows(again.val) == val
+    assert (done.counts["train"], done.counts["val"]) == (15, 5)  # the training rows a run's step count uses
     assert not {r["prompt"][0]["content"] for r in train} & {r["prompt"][0]["content"] for r in val}
     assert [r["extra_info"]["index"] for r in val] == list(range(5))
 

@@ -24,7 +24,7 @@ def test_columns_and_sizes(kind: str, tmp_path: Path) -> None:
     assert ds.train.parent == ds.val.parent and ds.train.parent.parent == tmp_path / "data"
     train, val = pq.read_table(ds.train), pq.read_table(ds.val)
     assert tuple(train.column_names) == TINY_COLUMNS[kind]
-    assert (train.num_rows, val.num_rows) == (16, 4)
+    assert (train.num_rows, val.num_rows) == (16, 4) == (ds.train_rows, ds.val_rows)
 
 
 def test_sft_messages(tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def missing_data_facts(data: DataSpec) -> dict[str, Any]:
 
 
 def builtin_data_facts(data: DataSpec, train_rows: int | None, val_rows: int | None) -> dict[str, Any]:
-    """Facts of a built-in generated dataset (generated into the cache, its rows known from the files)."""
+    """Facts of a built-in generated dataset (generated into the cache, its rows known from its recipe)."""
     return _common(data) | {"prepared": True, "rows": {"train": train_rows, "val": val_rows}}
 
 

@@ -52,6 +52,9 @@ class TinyDataset:
     kind: str
     train: Path
     val: Path
+    # rows of each split (build_rows makes exactly n of a split)
+    train_rows: int
+    val_rows: int
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,7 @@ def _rows(kind: str, split: str, problems: list[Problem], rng: random.Random) ->
 
 
 def build_rows(kind: str, split: str, n: int, seed: int) -> list[dict[str, Any]]:
-    """The rows of one split, a pure function of its arguments."""
+    """The `n` rows of one split, a pure function of its arguments."""
     if kind not in TINY_KINDS:
         raise ValueError(f"unknown tiny dataset kind {kind!r}; choose one of {', '.join(TINY_KINDS)}")
     rng = random.Random(seed * 1000 + _SPLIT_SALT[split])
@@ -189,4 +192,4 @@ def ensure_tiny_dataset(
         _write_parquet(build_rows(kind, "val", n_val, seed), folder / "val.parquet")
 
     build_once(target, build)
-    return TinyDataset(kind=kind, train=target / "train.parquet", val=target / "val.parquet")
+    return TinyDataset(kind, target / "train.parquet", target / "val.parquet", train_rows=n_train, val_rows=n_val)
