@@ -401,3 +401,23 @@ def test_an_unknown_sharegpt_speaker_is_named_as_written(tmp_path: Path, tokeniz
         prepare_data(request, root=tmp_path / "cache")
     assert err.value.key == f"{path}:1"
     assert "field 'conversations[1].from' is 'function_call'; expected one of human, gpt" in err.value.problem
+
+
+@pytest.mark.parametrize("columnar", [True, False])
+def test_no_training_rows_left_says_where_the_rows_went(
+    tmp_path: Path, tokenizer_dir: str, columnar: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two prompts over the limit and one that fits, which the seeded split holds out for validation: the message
+    accounts for all three rows (it left out the validation one, and 'check the length limits' misled)."""
+    from trainer_platform.data import columnar_build
+
+    if not columnar:  # the per-row path, which the columnar one falls back to
+        monkeypatch.setattr(columnar_build, "build_columnar", lambda *a: False)
+    long = {"question": "What is 1 + 3? " * 40, "answer": "#### 4"}
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [long, long, QA[0]]))
+    split = SplitSettings(val_fraction=0.34, seed=4)  # seed 4 holds out the third row
+    with pytest.raises(SpecError) as err:
+        prepare_data(_request(tokenizer_dir, [path], max_tokens=64, split=split), root=tmp_path / "c")
+    assert "(3 read, 0 bad, 2 over the length limit, 1 for validation)" in err.value.problem
+    assert "data.split" in err.value.hint

@@ -202,7 +202,7 @@ def _build(req: DataRequest, digest: str, folder: Path) -> None:
         train, val = _hold_out(train, req.split)
     train, val = _drop_too_long(req, train, counts), _drop_too_long(req, val, counts)
     if not train:
-        raise no_rows_left(counts)
+        raise no_rows_left(counts, len(val))
     _write(folder / "train.parquet", [row for _, row in train], "train")
     if val:
         _write(folder / "val.parquet", [row for _, row in val], "val")
@@ -216,11 +216,13 @@ def _write_report(req: DataRequest, digest: str, folder: Path, counts: Counts) -
     (folder / "report.json").write_text(json.dumps(report, indent=2))
 
 
-def no_rows_left(counts: Counts) -> SpecError:
+def no_rows_left(counts: Counts, val_rows: int) -> SpecError:
+    """No training row survived: where the rows that were read went (`val_rows`: kept for validation)."""
+    went = f"{counts.read} read, {counts.bad} bad, {counts.too_long} over the length limit, {val_rows} for validation"
     return SpecError(
         "data.train_files",
-        f"no training rows left ({counts.read} read, {counts.bad} bad, {counts.too_long} over the length limit)",
-        "check the mapping (trainer-platform data inspect) and the length limits",
+        f"no training rows left ({went})",
+        "check the mapping (trainer-platform data inspect), the length limits and the split (data.split)",
     )
 
 

@@ -67,7 +67,7 @@ def build_columnar(req: DataRequest, folder: Path, counts: Counts) -> bool:
         train, val = _hold_out(train, req)
     train, val = _drop_too_long(req, train, counts), _drop_too_long(req, val, counts)
     if not train.table.num_rows:
-        raise no_rows_left(counts)
+        raise no_rows_left(counts, val.table.num_rows)
     _write(folder / "train.parquet", train.table)
     if val.table.num_rows:
         _write(folder / "val.parquet", val.table)
