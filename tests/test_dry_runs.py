@@ -93,6 +93,30 @@ def test_readme_headline_dry_run_needs_no_data_here(
     assert "warning: data.train_files" in captured.err and "GSM8K_DIR" in captured.err
 
 
+def test_a_dry_run_names_validation_files_only_where_the_prepare_writes_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """data=ultrafeedback takes validation pairs from its split name, which only a dataset folder has: a single file
+    of pairs gets none (the dry run named a val.parquet the real prepare never wrote)."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"prompt": f"Say {i}.", "chosen": f"{i}", "rejected": f"{i + 1}"} for i in range(4)]
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    dpo = ["algorithm=dpo", "data=ultrafeedback", f"run_root={tmp_path / 'runs'}", "dry_run=true"]
+    assert entry.main([*dpo, f"data.train_files=[{pairs}]"]) == 0
+    out = capsys.readouterr().out
+    assert "data.val_files=null" in out and "val.parquet" not in out
+    for split in ("train_prefs", "test_prefs"):
+        (tmp_path / "uf" / "data").mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(rows), tmp_path / "uf" / "data" / f"{split}-00000-of-00001.parquet")
+    assert entry.main([*dpo, f"data.dir={tmp_path / 'uf'}"]) == 0
+    assert "/val.parquet" in capsys.readouterr().out
+
+
 def test_secrets_are_redacted_from_what_a_run_writes(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

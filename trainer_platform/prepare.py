@@ -100,8 +100,10 @@ def _data_files(
     if known["prepared"]:
         has_val = (folder / "val.parquet").is_file()
     else:
-        split = request.split
-        has_val = bool(val or split.val_name or split.val_fraction > 0)
+        from trainer_platform.data.build import request_sources
+
+        # validation files given, a split name that a dataset folder among the sources has, or a held-out fraction
+        has_val = any(sources for key, sources, _ in request_sources(request)[1:]) or request.split.val_fraction > 0
     train_file = str(folder / "train.parquet")
     val_files = (str(folder / "val.parquet"),) if has_val else ()
     return (train_file,), val_files, known["rows"]["train"], known
