@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,12 @@ import slurm_service
 import sshd_service
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# A suite started as a background job of a non-interactive shell (`bash .ci/run &`, some CI runners) inherits SIGINT
+# ignored, and so would every train.py it starts: the Ctrl-C tests (Slurm follow, local launcher) need the default
+# disposition a terminal gives.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
