@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,8 @@ def source_files(path: Path, split: str = "train", *, key: str = "data.train_fil
     picked = [p for p in files if split in p.stem] or (files if split == "train" else [])
     if not picked:
         raise SpecError(key, f"{path} holds no {split} data files", f"put *{split}*.jsonl/.parquet/... there; {_HINT}")
-    twice = [p for p in picked if any(q.with_suffix("") == p.with_suffix("") for q in picked if q != p)]
+    formats = Counter(p.with_suffix("") for p in picked)  # one count per file name without its format suffix
+    twice = [p for p in picked if formats[p.with_suffix("")] > 1]
     if twice:  # e.g. train.jsonl next to the train.parquet converted from it: the rows would be read twice
         copies = ", ".join(p.name for p in twice)
         raise SpecError(
